@@ -1,0 +1,112 @@
+"""The Anserini side: the fat jar that Pyserini ships, the in-process JVM (pyjnius) and Java subprocesses.
+
+Everything that touches Java goes through here, so the JDK is found (:mod:`.jdk`) and extra jars are put on the
+classpath before Pyserini starts the JVM.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import os
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from .errors import SpladeError
+from .jdk import ensure_java, java_executable
+
+_extra_classpath: list[str] = []
+
+
+@lru_cache(maxsize=None)
+def pyserini_dir() -> Path:
+    """Pyserini's package directory, found without importing Pyserini (its import may start the JVM)."""
+    spec = importlib.util.find_spec("pyserini")
+    if spec is None or not spec.submodule_search_locations:
+        raise SpladeError("Pyserini is not installed; install it with `pip install pyserini==2.3.0`.")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+@lru_cache(maxsize=None)
+def fatjar() -> Path:
+    """The Anserini fat jar bundled with Pyserini (``ANSERINI_CLASSPATH`` overrides the folder, as in Pyserini)."""
+    folder = os.environ.get("ANSERINI_CLASSPATH") or str(pyserini_dir() / "resources" / "jars")
+    jars = glob.glob(os.path.join(folder, "anserini-*-fatjar.jar"))
+    if not jars:
+        raise SpladeError(f"no Anserini fat jar (anserini-*-fatjar.jar) in {folder}; reinstall pyserini==2.3.0.")
+    return Path(max(jars, key=os.path.getctime))
+
+
+def anserini_version() -> str:
+    name = fatjar().name  # anserini-2.3.0-fatjar.jar
+    return name[len("anserini-"): -len("-fatjar.jar")]
+
+
+def add_classpath(jar: str | os.PathLike) -> None:
+    """Put a jar on the classpath of the JVM that Pyserini will start (no effect once it runs)."""
+    jar = str(jar)
+    if jar in _extra_classpath:
+        return
+    _extra_classpath.append(jar)
+    if jvm_running():
+        return
+    import jnius_config
+
+    jnius_config.add_classpath(jar)
+
+
+def jvm_running() -> bool:
+    """True once pyjnius has started the JVM in this process."""
+    if "jnius" not in sys.modules:
+        return False
+    import jnius_config
+
+    return bool(getattr(jnius_config, "vm_running", False))
+
+
+def start_jvm() -> None:
+    """Find Java >= 21, then let Pyserini start the JVM with the Anserini jar (and any added jars)."""
+    if not jvm_running():
+        ensure_java()
+        for jar in _extra_classpath:
+            import jnius_config
+
+            if jar not in jnius_config.get_classpath():
+                jnius_config.add_classpath(jar)
+    import pyserini.pyclass  # noqa: F401  (starts the JVM)
+
+
+def autoclass(name: str):
+    start_jvm()
+    from jnius import autoclass as _autoclass
+
+    return _autoclass(name)
+
+
+def java_command(main_class: str, args: list[str], classpath: list[str] | None = None) -> list[str]:
+    cp = os.pathsep.join([str(fatjar()), *_extra_classpath, *(classpath or [])])
+    return [
+        java_executable(),
+        "--add-modules=jdk.incubator.vector",
+        "--enable-native-access=ALL-UNNAMED",
+        "-cp",
+        cp,
+        main_class,
+        *args,
+    ]
+
+
+def run_java(main_class: str, args: list[str], classpath: list[str] | None = None, quiet: bool = False) -> str:
+    """Run an Anserini main class in a Java subprocess; raise a one-line error with its last message on failure."""
+    cmd = java_command(main_class, args, classpath)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if not quiet and proc.stdout:
+        sys.stderr.write(proc.stdout[-4000:])
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if "Exception" in ln or "Error" in ln or "ERROR" in ln]
+        last = (errors or lines or ["(no output)"])[-1].strip()
+        raise SpladeError(f"{main_class.rsplit('.', 1)[-1]} failed (exit {proc.returncode}): {last}")
+    return proc.stdout + proc.stderr
