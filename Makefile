@@ -1,0 +1,41 @@
+# The two set-up commands: `make quickstart` and `make test`. Both create or refresh .venv/ with Python >= 3.12.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: quickstart test venv java clean
+
+# Python >= 3.12 (3.12 preferred): $PYTHON if set, else python3.12 on PATH or pyenv's, then newer ones.
+define find_python
+for c in "$${PYTHON:-}" python3.12 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.12*/bin/python3 2>/dev/null | sort -rV) \
+         python3.13 python3 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[3-9]*/bin/python3 2>/dev/null | sort -rV) \
+         /usr/local/bin/python3.1[2-9] /usr/bin/python3.1[2-9] /opt/homebrew/bin/python3.1[2-9]; do \
+  [ -n "$$c" ] || continue; \
+  if "$$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' >/dev/null 2>&1; then echo "$$c"; exit 0; fi; \
+done; \
+echo "error: Python >= 3.12 not found; install it (e.g. \`pyenv install 3.12\` or your OS package python3.12) or set PYTHON=/path/to/python3.12" >&2; exit 1
+endef
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(PY) ] || ! $(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else 1)' 2>/dev/null; then \
+	  py=$$($(find_python)) || exit 1; \
+	  echo "creating $(VENV) with $$py"; rm -rf $(VENV); "$$py" -m venv $(VENV) || exit 1; \
+	fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+quickstart: $(STAMP)
+	$(VENV)/bin/splade-pyserini quickstart --workdir work/quickstart
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+java: $(STAMP)
+	$(PY) -m splade_pyserini.javaext build
+
+clean:
+	rm -rf work splade-quickstart .pytest_cache

@@ -1,0 +1,185 @@
+"""The ``splade-pyserini`` command line (also ``python -m splade_pyserini``).
+
+encode → index → search → evaluate, plus ``quickstart`` (the whole path on the embedded default) and ``encoders``.
+Feature packages add their own subcommands through an ``add_commands(subparsers)`` function (see ``_EXTENSIONS``).
+User errors print one line, ``error: …``, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+
+from .errors import SpladeError
+
+# Modules that register further subcommands with add_commands(subparsers).
+_EXTENSIONS = ()
+
+
+def _device_args(p):
+    p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 …")
+
+
+def _cmd_encode(args) -> int:
+    from .encoder import load_encoder
+    from .vectors import encode_corpus
+
+    overrides = {"scale": args.scale, "doc_max_length": args.max_length}
+    encoder = load_encoder(args.encoder, device=args.device, precision=args.precision,
+                           batch_tokens=args.batch_tokens, compile=args.compile,
+                           **{k: v for k, v in overrides.items() if v is not None})
+    meta = encode_corpus(encoder, args.corpus, args.output, shard_size=args.shard_size, limit=args.limit,
+                         with_contents=not args.no_contents)
+    print(f"encoded {meta['documents']} documents into {args.output} ({meta['shards']} shards, {meta['seconds']:.1f}s)")
+    return 0
+
+
+def _cmd_index(args) -> int:
+    from .index import build_index
+
+    meta = build_index(args.vectors, args.index, threads=args.threads, store_docvectors=not args.no_docvectors)
+    print(f"indexed {meta.get('documents')} documents into {args.index} (encoder {meta['encoder']}, scale {meta['scale']})")
+    return 0
+
+
+def _cmd_search(args) -> int:
+    from .encoder import load_encoder
+    from .search import search_topics
+
+    overrides = {"scale": args.scale} if args.scale is not None else {}
+    encoder = load_encoder(args.encoder, device=args.device, **overrides)
+    results = search_topics(args.index, encoder, args.topics, args.output, hits=args.hits, threads=args.threads,
+                            batch_size=args.batch_size)
+    print(f"searched {len(results)} queries; run written to {args.output}")
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    from .eval.metrics import DEFAULT_METRICS, evaluate
+    from .runs import read_qrels, read_run
+
+    qrels = read_qrels(args.qrels)
+    runs = {}
+    for path in args.run:
+        name = os.path.basename(path)
+        while name in runs:
+            name += "'"
+        runs[name] = read_run(path)
+    metrics = args.metrics or list(DEFAULT_METRICS)
+    scores = evaluate(qrels, runs, metrics)
+    print(format_table(scores, metrics))
+    if args.json:
+        print(json.dumps(scores, sort_keys=False))
+    return 0
+
+
+def format_table(scores: dict[str, dict[str, float]], metrics) -> str:
+    name_w = max(6, *(len(n) for n in scores))
+    head = f"{'run':<{name_w}}  " + "  ".join(f"{m:>11}" for m in metrics)
+    lines = [head, "-" * len(head)]
+    for name, values in scores.items():
+        lines.append(f"{name:<{name_w}}  " + "  ".join(f"{values[m]:>11.4f}" for m in metrics))
+    return "\n".join(lines)
+
+
+def _cmd_quickstart(args) -> int:
+    from .quickstart import quickstart
+
+    quickstart(encoder=args.encoder, collection=args.collection, workdir=args.workdir, device=args.device)
+    return 0
+
+
+def _cmd_encoders(args) -> int:
+    from .cards import builtin_cards
+
+    for name, card in builtin_cards().items():
+        print(f"{name:<22} {card.variant:<8} scale {card.scale:<5} doc {card.doc_max_length:<4} "
+              f"query {card.query_max_length:<4} {card.model}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="splade-pyserini", description=__doc__.splitlines()[0])
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"splade-pyserini {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("encode", help="encode a corpus into JsonVectorCollection shards")
+    p.add_argument("--encoder", required=True, help="card name (splade-v3, splade-tiny …), model folder or HF id")
+    p.add_argument("--corpus", required=True, help="BEIR folder, .jsonl, .tsv or an ir_datasets id")
+    p.add_argument("--output", required=True, help="output folder (resumable)")
+    _device_args(p)
+    p.add_argument("--batch-tokens", type=int, default=None, help="token budget per batch (default: 8192 CPU, 65536 GPU)")
+    p.add_argument("--batch-size", dest="batch_tokens_compat", type=int, default=None,
+                   help="documents per batch, approximately (converted to a token budget)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
+    p.add_argument("--scale", type=float, default=None, help="override the card's quantisation scale")
+    p.add_argument("--max-length", type=int, default=None, help="override the card's document max length")
+    p.add_argument("--shard-size", type=int, default=100_000)
+    p.add_argument("--limit", type=int, default=None, help="encode only the first N documents")
+    p.add_argument("--no-contents", action="store_true", help="leave the text out of the vector files")
+    p.set_defaults(func=_cmd_encode)
+
+    p = sub.add_parser("index", help="build a Lucene impact index from encoded vectors")
+    p.add_argument("--vectors", required=True)
+    p.add_argument("--index", required=True)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--no-docvectors", action="store_true", help="do not store document vectors (smaller index)")
+    p.set_defaults(func=_cmd_index)
+
+    p = sub.add_parser("search", help="search topics and write a TREC run")
+    p.add_argument("--index", required=True)
+    p.add_argument("--encoder", required=True)
+    p.add_argument("--topics", required=True, help="BEIR folder, queries.jsonl, TSV or TREC topic file")
+    p.add_argument("--output", required=True)
+    p.add_argument("--hits", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=256, help="queries encoded and searched together")
+    p.add_argument("--scale", type=float, default=None, help="override the card's quantisation scale")
+    _device_args(p)
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("evaluate", help="evaluate runs with ranx")
+    p.add_argument("--qrels", required=True, help="BEIR folder, BEIR qrels TSV or TREC qrels")
+    p.add_argument("--run", required=True, action="append", help="TREC run (repeatable)")
+    p.add_argument("--metrics", nargs="+", default=None, help="ranx metric names (default: ndcg@10 map mrr@10 recall@100 recall@1000)")
+    p.add_argument("--json", action="store_true", help="print {run: {metric: value}} as the last line")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("quickstart", help="encode, index, search and evaluate a small collection, BM25 beside SPLADE")
+    p.add_argument("--encoder", default="splade-tiny")
+    p.add_argument("--collection", default=None, help="BEIR folder or ir_datasets id (default: the bundled sample)")
+    p.add_argument("--workdir", default="splade-quickstart")
+    _device_args(p)
+    p.set_defaults(func=_cmd_quickstart)
+
+    p = sub.add_parser("encoders", help="list the named encoders (cards)")
+    p.set_defaults(func=_cmd_encoders)
+
+    for module in _EXTENSIONS:
+        importlib.import_module(module).add_commands(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "batch_tokens_compat", None) and not getattr(args, "batch_tokens", None):
+        args.batch_tokens = args.batch_tokens_compat * 128
+    try:
+        return int(args.func(args) or 0)
+    except SpladeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""SPLADE encoding: texts → sparse vocabulary weights ``w_j = max_i log(1 + relu(logit_ij))``.
+
+The maths is done the cheap way without changing the result:
+* ``log1p∘relu`` is monotone, so the masked max is taken over the raw logits and activated once per text;
+* padded positions are made to repeat the text's first ([CLS]) position, so the max needs no mask pass and
+  the MLM head never sees a pad token's influence;
+* texts are tokenised once (Rust, in batch), sorted by length and cut into batches by a token budget, so
+  padding stays small; the MLM head runs in chunks so memory is bounded by the budget, not the corpus;
+* the non-zero entries are extracted on the device, and only those leave it.
+
+Variants (card ``variant``): ``full``; ``lexical`` (query weights kept only on the query's own tokens);
+``doc`` (queries are the binary bag of their tokens; only documents go through the model).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .cards import EncoderCard, resolve_card
+from .errors import SpladeError
+
+
+@dataclass
+class SparseBatch:
+    """Sparse vectors of a batch of texts in CSR form: text i owns ``terms/weights[offsets[i]:offsets[i+1]]``."""
+
+    offsets: np.ndarray  # int64, len n + 1
+    terms: np.ndarray  # int32 vocabulary ids, ascending within a text
+    weights: np.ndarray  # float32, > 0
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = self.offsets[i], self.offsets[i + 1]
+        return self.terms[a:b], self.weights[a:b]
+
+
+def mlm_head(model):
+    """(transform, decoder weight [V, H], decoder bias [V]) of a masked-LM, so logits can be made in chunks."""
+    import torch.nn.functional as F
+
+    if hasattr(model, "cls") and hasattr(model.cls, "predictions"):  # BERT family
+        head = model.cls.predictions
+        return head.transform, head.decoder.weight, head.decoder.bias
+    if hasattr(model, "vocab_projector"):  # DistilBERT
+        act = model.activation
+
+        def transform(h):
+            return model.vocab_layer_norm(act(model.vocab_transform(h)))
+
+        return transform, model.vocab_projector.weight, model.vocab_projector.bias
+    if hasattr(model, "lm_head") and hasattr(model.lm_head, "dense"):  # RoBERTa family
+        lm = model.lm_head
+
+        def transform(h):
+            return lm.layer_norm(F.gelu(lm.dense(h)))
+
+        return transform, lm.decoder.weight, lm.decoder.bias
+    return None
+
+
+def splade_max(model, input_ids, attention_mask, chunk_tokens: int = 8192):
+    """``[batch, vocab]`` SPLADE weights (differentiable): ``log1p(relu(max over unmasked positions of logits))``."""
+    import torch
+
+    parts = mlm_head(model)
+    if parts is None:  # unknown architecture: the plain, memory-hungry way
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        logits = logits.masked_fill(~attention_mask.bool().unsqueeze(-1), float("-inf"))
+        return torch.log1p(torch.relu(logits.amax(dim=1)))
+    transform, weight, bias = parts
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    mask = attention_mask.bool().unsqueeze(-1)
+    hidden = torch.where(mask, hidden, hidden[:, :1, :])  # pads repeat [CLS]: the max over all positions is unchanged
+    batch, length, _ = hidden.shape
+    rows = max(1, chunk_tokens // max(1, length))
+    outs = []
+    for start in range(0, batch, rows):
+        h = transform(hidden[start:start + rows])
+        logits = torch.matmul(h, weight.t())
+        outs.append(logits.amax(dim=1) + bias)  # the bias is constant over positions: add it after the max
+    return torch.log1p(torch.relu(torch.cat(outs)))
+
+
+def _resolve_device(device: str) -> str:
+    import torch
+
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SpladeError(f"device {device!r} was asked for but CUDA is not available; use --device cpu.")
+    return device
+
+
+class SpladeEncoder:
+    """Encodes documents and queries with one SPLADE model described by an :class:`EncoderCard`."""
+
+    def __init__(self, card: EncoderCard, device: str = "auto", precision: str = "auto",
+                 batch_tokens: int | None = None, max_batch: int = 512, compile: bool = False, threads: int | None = None):
+        import torch
+
+        from .checkpoint import load_masked_lm, resolve_model_dir
+
+        self.card = card
+        self.device = _resolve_device(device)
+        if threads:
+            torch.set_num_threads(threads)
+        self.model_dir = resolve_model_dir(card.model)
+        model, self.tokenizer = load_masked_lm(self.model_dir)
+        if precision == "auto":
+            precision = "bf16" if self.device.startswith("cuda") else "fp32"
+        if precision == "bf16" and self.device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+            precision = "fp16"
+        self.precision = precision
+        self.dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.model = model.to(self.device, dtype=self.dtype)
+        self.batch_tokens = batch_tokens or (65536 if self.device.startswith("cuda") else 8192)
+        self.head_chunk = 16384 if self.device.startswith("cuda") else 2048
+        self.max_batch = max_batch
+        self._forward = splade_max
+        if compile:
+            self._forward = torch.compile(splade_max, dynamic=True)
+        vocab = self.tokenizer.get_vocab()
+        self.vocab = [None] * len(vocab)
+        for token, idx in vocab.items():
+            if idx < len(self.vocab):
+                self.vocab[idx] = token
+        self.vocab_size = int(getattr(self.model.config, "vocab_size", len(self.vocab)))
+        self.special_ids = np.array(sorted(set(self.tokenizer.all_special_ids)), dtype=np.int64)
+
+    # --- tokenisation -------------------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
+        enc = self.tokenizer(list(texts), truncation=True, max_length=max_length, add_special_tokens=True,
+                             return_attention_mask=False, return_token_type_ids=False)
+        return enc["input_ids"]
+
+    def batches(self, ids: list[list[int]]) -> Iterator[np.ndarray]:
+        """Indices of ``ids``, longest first, grouped so that each padded batch stays within the token budget."""
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")
+        start = 0
+        while start < len(order):
+            longest = max(1, int(lengths[order[start]]))
+            size = max(1, min(self.max_batch, self.batch_tokens // longest))
+            yield order[start:start + size]
+            start += size
+
+    # --- the model ----------------------------------------------------------------------------------------
+    def _weights(self, ids: list[list[int]]):
+        """``[len(ids), vocab]`` float32 weights on the device for one batch of token-id lists."""
+        import torch
+
+        longest = max(len(x) for x in ids)
+        input_ids = np.zeros((len(ids), longest), dtype=np.int64)
+        mask = np.zeros((len(ids), longest), dtype=np.int64)
+        for r, x in enumerate(ids):
+            input_ids[r, : len(x)] = x
+            mask[r, : len(x)] = 1
+        input_ids = torch.from_numpy(input_ids).to(self.device, non_blocking=True)
+        mask = torch.from_numpy(mask).to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            return self._forward(self.model, input_ids, mask, self.head_chunk).float()
+
+    @staticmethod
+    def _to_sparse(weights) -> SparseBatch:
+        import torch
+
+        rows, cols = torch.nonzero(weights, as_tuple=True)
+        vals = weights[rows, cols]
+        counts = torch.bincount(rows, minlength=weights.shape[0])
+        offsets = np.zeros(weights.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts.cpu().numpy(), out=offsets[1:])
+        return SparseBatch(offsets, cols.to(torch.int32).cpu().numpy(), vals.cpu().numpy())
+
+    def _bag_of_words(self, ids: list[list[int]]):
+        """``[n, vocab]`` 0/1 on the device: which (non-special) vocabulary entries each text contains."""
+        import torch
+
+        bow = torch.zeros((len(ids), self.vocab_size), dtype=torch.float32, device=self.device)
+        for r, x in enumerate(ids):
+            bow[r, torch.as_tensor(x, device=self.device)] = 1.0
+        bow[:, torch.as_tensor(self.special_ids, device=self.device)] = 0.0
+        return bow
+
+    def encode_ids(self, ids: list[list[int]], kind: str = "document") -> SparseBatch:
+        """Sparse vectors for pre-tokenised texts, in the given order."""
+        import torch
+
+        n = len(ids)
+        if n == 0:
+            return SparseBatch(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
+        if kind == "query" and self.card.variant == "doc":
+            return self._to_sparse(self._bag_of_words(ids))
+        parts: list[tuple[np.ndarray, SparseBatch]] = []
+        for idx in self.batches(ids):
+            batch_ids = [ids[i] for i in idx]
+            w = self._weights(batch_ids)
+            if kind == "query" and self.card.variant == "lexical":
+                w = w * self._bag_of_words(batch_ids)
+            parts.append((idx, self._to_sparse(w)))
+        return _reorder(parts, n)
+
+    def encode(self, texts: Sequence[str], kind: str = "document") -> SparseBatch:
+        if kind not in ("document", "query"):
+            raise ValueError(f"kind must be 'document' or 'query', not {kind!r}")
+        max_length = self.card.doc_max_length if kind == "document" else self.card.query_max_length
+        return self.encode_ids(self.tokenize(texts, max_length), kind)
+
+    # --- dict API -----------------------------------------------------------------------------------------
+    def to_dicts(self, batch: SparseBatch) -> list[dict[str, float]]:
+        vocab = self.vocab
+        out = []
+        for i in range(len(batch)):
+            terms, weights = batch.row(i)
+            out.append({vocab[t]: float(w) for t, w in zip(terms.tolist(), weights.tolist())})
+        return out
+
+    def encode_documents(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """``[{token: weight}]`` per document (unquantised, zeros dropped)."""
+        return self.to_dicts(self.encode(texts, "document"))
+
+    def encode_queries(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """``[{token: weight}]`` per query (unquantised, zeros dropped; variant rules applied)."""
+        empty = [i for i, t in enumerate(texts) if not str(t).strip()]
+        if empty:
+            raise SpladeError(f"query #{empty[0] + 1} is empty; SPLADE needs some text to encode.")
+        return self.to_dicts(self.encode(texts, "query"))
+
+    def quantized_queries(self, texts: Sequence[str], scale: float | None = None, batch_size: int = 1) -> list[dict[str, int]]:
+        """``[{token: int weight}]`` per query, ``round(w * scale)`` with zeros dropped, as searched.
+
+        ``batch_size=1`` (the default) encodes each query alone, so its weights never depend on which other
+        queries shared its batch (padding changes float summation order and can flip a rounding).
+        """
+        empty = [i for i, t in enumerate(texts) if not str(t).strip()]
+        if empty:
+            raise SpladeError(f"query #{empty[0] + 1} is empty; give every query some text.")
+        scale = self.card.scale if scale is None else scale
+        vocab, out = self.vocab, []
+        for start in range(0, len(texts), max(1, batch_size)):
+            batch = self.encode(list(texts[start:start + max(1, batch_size)]), "query")
+            q = quantize(batch.weights, scale)
+            for i in range(len(batch)):
+                a, b = batch.offsets[i], batch.offsets[i + 1]
+                out.append({vocab[t]: int(w) for t, w in zip(batch.terms[a:b].tolist(), q[a:b].tolist()) if w})
+        return out
+
+
+def _reorder(parts: list[tuple[np.ndarray, SparseBatch]], n: int) -> SparseBatch:
+    """Put sparse rows computed in batch order back into input order."""
+    counts = np.zeros(n, dtype=np.int64)
+    for idx, sb in parts:
+        counts[idx] = np.diff(sb.offsets)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    terms = np.empty(offsets[-1], dtype=np.int32)
+    weights = np.empty(offsets[-1], dtype=np.float32)
+    for idx, sb in parts:
+        for j, i in enumerate(idx):
+            a, b = sb.offsets[j], sb.offsets[j + 1]
+            terms[offsets[i]:offsets[i + 1]] = sb.terms[a:b]
+            weights[offsets[i]:offsets[i + 1]] = sb.weights[a:b]
+    return SparseBatch(offsets, terms, weights)
+
+
+def quantize(weights: np.ndarray, scale: float) -> np.ndarray:
+    """Integer impact weights: ``round(w * scale)``, halves away from zero (as ``Math.round`` for w >= 0)."""
+    x = np.asarray(weights, dtype=np.float64) * scale
+    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+
+
+
+def load_encoder(name_or_path: str | os.PathLike, device: str = "auto", **kwargs) -> SpladeEncoder:
+    """A :class:`SpladeEncoder` from a card name (``splade-v3``, ``splade-tiny`` …), a model directory or a
+    Hugging Face id. Card fields (``variant``, ``scale``, ``doc_max_length``, ``query_max_length``) can be
+    overridden by keyword; other keywords go to :class:`SpladeEncoder`."""
+    card_fields = {k: kwargs.pop(k) for k in ("variant", "scale", "doc_max_length", "query_max_length") if k in kwargs}
+    card = resolve_card(name_or_path, **card_fields)
+    return SpladeEncoder(card, device=device, **kwargs)

@@ -1,0 +1,73 @@
+"""Building a Lucene impact index from encoded vectors with Anserini (``-impact -pretokenized``).
+
+The index folder records what its weights mean (``splade_pyserini.json``: encoder, scale, variant, lengths), so a
+search with another encoder or quantisation is refused instead of silently returning nonsense.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import SpladeError
+from .fileio import atomic_directory, write_json
+from .vectors import read_encoding_meta, shard_files
+
+INDEX_META = "splade_pyserini.json"
+
+
+def read_index_meta(index_dir: str | os.PathLike) -> dict | None:
+    path = Path(index_dir) / INDEX_META
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _staged_input(vectors_dir: Path) -> tuple[Path, bool]:
+    """A folder holding only the shards (Anserini would try to parse encoding.json as a document file)."""
+    others = [p for p in vectors_dir.iterdir() if p.is_file() and p.name.startswith(".") is False
+              and p not in shard_files(vectors_dir)]
+    if not others:
+        return vectors_dir, False
+    staged = Path(tempfile.mkdtemp(prefix="splade-shards-"))
+    for shard in shard_files(vectors_dir):
+        os.symlink(shard.resolve(), staged / shard.name)
+    return staged, True
+
+
+def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, threads: int | None = None,
+                store_docvectors: bool = True, stock: bool = True, quiet: bool = True) -> dict:
+    """Index the shards of ``vectors_dir`` (written by ``encode``) into ``index_dir``; returns the index metadata."""
+    from .anserini import anserini_version, run_java
+
+    vectors_dir = Path(vectors_dir)
+    if not vectors_dir.is_dir():
+        raise SpladeError(f"vectors folder {vectors_dir} does not exist; run `splade-pyserini encode` first.")
+    meta = read_encoding_meta(vectors_dir)
+    if not meta.get("complete"):
+        raise SpladeError(f"the vectors in {vectors_dir} are incomplete (encoding was interrupted); re-run the same "
+                          "`splade-pyserini encode` command to finish them.")
+    if not shard_files(vectors_dir):
+        raise SpladeError(f"{vectors_dir} holds no vector shards (vectors-*.jsonl).")
+    threads = threads or max(1, min(os.cpu_count() or 1, len(shard_files(vectors_dir))))
+    staged, temporary = _staged_input(vectors_dir)
+    try:
+        with atomic_directory(index_dir) as tmp:
+            args = ["-collection", "JsonVectorCollection", "-generator", "DefaultLuceneDocumentGenerator",
+                    "-input", str(staged), "-index", str(tmp), "-threads", str(threads), "-impact", "-pretokenized"]
+            if store_docvectors:
+                args.append("-storeDocvectors")
+            run_java("io.anserini.index.IndexCollection", args, quiet=quiet)
+            index_meta = {
+                "encoder": meta["encoder"], "model": meta["model"], "variant": meta["variant"],
+                "scale": meta["scale"], "max_length": meta["max_length"],
+                "query_max_length": meta.get("query_max_length"), "documents": meta.get("documents"),
+                "vectors": str(vectors_dir.resolve()), "anserini": anserini_version(),
+                "indexer": "stock JsonVectorCollection" if stock else "splade-pyserini java extension",
+            }
+            write_json(tmp / INDEX_META, index_meta)
+    finally:
+        if temporary:
+            shutil.rmtree(staged, ignore_errors=True)
+    return index_meta

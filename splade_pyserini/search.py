@@ -1,0 +1,122 @@
+"""Searching an impact index with SPLADE queries: ``SpladeSearcher`` and ``search_topics``.
+
+Scores are Anserini's impact scores, ``Σ_t q_t × d_t`` over the integer query and document weights, where the query
+is quantised with the index's own scale. The searcher refuses an encoder or scale that does not match the index.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .encoder import SpladeEncoder, load_encoder
+from .errors import SpladeError
+from .index import INDEX_META, read_index_meta
+
+
+def check_compatible(index_dir: str | os.PathLike, encoder: SpladeEncoder) -> dict | None:
+    """Raise if the index was built with another model or quantisation than ``encoder``'s card."""
+    meta = read_index_meta(index_dir)
+    card = encoder.card
+    if meta is None:
+        print(f"warning: {index_dir} has no {INDEX_META}; assuming it was built with {card.name} at scale {card.scale}.",
+              file=sys.stderr)
+        return None
+    if abs(float(meta["scale"]) - float(card.scale)) > 1e-9:
+        raise SpladeError(
+            f"index {index_dir} was built with quantisation scale {meta['scale']} but encoder {card.name} uses "
+            f"{card.scale}; search with --scale {meta['scale']} or re-index with this encoder."
+        )
+    same_model = meta.get("model") == card.model or meta.get("encoder") == card.name
+    if not same_model:
+        raise SpladeError(
+            f"index {index_dir} was built with encoder {meta.get('encoder')} ({meta.get('model')}) but the query "
+            f"encoder is {card.name} ({card.model}); search with --encoder {meta.get('encoder')} or re-index."
+        )
+    return meta
+
+
+class SpladeSearcher:
+    """Search a SPLADE impact index: ``search(query, k)`` and ``batch_search(queries, qids, k, threads)``."""
+
+    def __init__(self, index_dir: str | os.PathLike, encoder: str | SpladeEncoder, device: str = "auto",
+                 query_batch_size: int = 1):
+        from .anserini import autoclass
+
+        index_dir = Path(index_dir)
+        if not index_dir.is_dir():
+            raise SpladeError(f"index {index_dir} does not exist; build it with `splade-pyserini index`.")
+        self.encoder = encoder if isinstance(encoder, SpladeEncoder) else load_encoder(encoder, device=device)
+        self.index_meta = check_compatible(index_dir, self.encoder)
+        self.scale = self.encoder.card.scale
+        self.index_dir = index_dir
+        # Queries are encoded one at a time by default: padding a query into a batch changes the floating-point
+        # summation order, which can flip a weight across a rounding boundary. One at a time, a query gets the
+        # same integer weights here, in Pyserini's searcher (through the plugin) and in an interactive search().
+        self.query_batch_size = max(1, int(query_batch_size))
+        self._searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(index_dir))
+        self._HashMap = autoclass("java.util.HashMap")
+        self._ArrayList = autoclass("java.util.ArrayList")
+        self._Integer = autoclass("java.lang.Integer")
+
+    def encode_queries(self, queries: Sequence[str]) -> list[dict[str, int]]:
+        """Integer query weights, quantised exactly like the index's document weights (zeros dropped)."""
+        return self.encoder.quantized_queries(queries, self.scale, self.query_batch_size)
+
+    def _jquery(self, weights: dict[str, int]):
+        jq = self._HashMap()
+        for term, w in weights.items():
+            jq.put(term, self._Integer(w))
+        return jq
+
+    @staticmethod
+    def _hits(scored_docs) -> list[tuple[str, float]]:
+        return [(h.docid, float(h.score)) for h in scored_docs]
+
+    def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
+        weights = self.encode_queries([query])[0]
+        return self._hits(self._searcher.search(self._jquery(weights), int(k)))
+
+    def batch_search(self, queries: Sequence[str], qids: Sequence[str], k: int = 10, threads: int = 1) -> dict[str, list[tuple[str, float]]]:
+        if len(queries) != len(qids):
+            raise SpladeError(f"{len(queries)} queries but {len(qids)} query ids.")
+        encoded = self.encode_queries(queries)
+        jqueries, jqids = self._ArrayList(), self._ArrayList()
+        for qid, weights in zip(qids, encoded):
+            jqueries.add(self._jquery(weights))
+            jqids.add(str(qid))
+        results = self._searcher.batch_search(jqueries, jqids, int(k), int(threads))
+        return {str(qid): self._hits(results.get(str(qid)) or []) for qid in qids}
+
+    def close(self):
+        self._searcher.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def search_topics(index_dir: str | os.PathLike, encoder: str | SpladeEncoder, topics: str | os.PathLike,
+                  output: str | os.PathLike, hits: int = 1000, threads: int = 1, batch_size: int = 256,
+                  device: str = "auto", progress: bool = True) -> dict[str, list[tuple[str, float]]]:
+    """Search every query of ``topics`` and write a TREC run to ``output`` (atomically)."""
+    from tqdm import tqdm
+
+    from .runs import write_run
+    from .topics import read_topics
+
+    queries = read_topics(topics)
+    searcher = SpladeSearcher(index_dir, encoder, device=device)
+    qids = list(queries)
+    results: dict[str, list[tuple[str, float]]] = {}
+    with tqdm(total=len(qids), unit="query", desc="search", disable=not progress) as bar:
+        for start in range(0, len(qids), batch_size):
+            chunk = qids[start:start + batch_size]
+            results.update(searcher.batch_search([queries[q] for q in chunk], chunk, hits, threads))
+            bar.update(len(chunk))
+    write_run(output, results)
+    return results
