@@ -16,7 +16,7 @@ import sys
 from .errors import SpladeError
 
 # Modules that register further subcommands with add_commands(subparsers).
-_EXTENSIONS = ()
+_EXTENSIONS = ("splade_pyserini.eval.cli",)
 
 
 def _device_args(p):
@@ -24,9 +24,11 @@ def _device_args(p):
 
 
 def _cmd_encode(args) -> int:
+    from .corpus import check_corpus
     from .encoder import load_encoder
     from .vectors import encode_corpus
 
+    check_corpus(args.corpus)
     overrides = {"scale": args.scale, "doc_max_length": args.max_length}
     encoder = load_encoder(args.encoder, device=args.device, precision=args.precision,
                            batch_tokens=args.batch_tokens, compile=args.compile,

@@ -1,5 +1,20 @@
-"""Evaluation: metrics through ranx, and the SPLADE-v3 paper's analysis tools."""
+"""Evaluation: metrics through ranx, and the SPLADE-v3 paper's analysis tools.
 
+* :mod:`.metrics` — ``evaluate`` (ranx metric names, plus ``ndcg*@k``);
+* :mod:`.judged` — nDCG*: judged-only rankings (``trec_eval -J``) and the paper's rule;
+* :mod:`.significance` — paired Student t / randomisation tests, Holm and Bonferroni, win/tie/loss tables;
+* :mod:`.meta` — RANGER random-effects meta-analysis and forest plots;
+* :mod:`.rerank` — cross-encoder re-ranking; :mod:`.dense` — dense bi-encoder baseline (faiss) and fusion;
+* :mod:`.suite` — every system on every collection, ending with the meta-analysis;
+* :mod:`.cli` — ``add_commands(subparsers)`` for the command line.
+
+Only the light modules are imported here; ``rerank``, ``dense`` and ``suite`` load on use (torch, faiss).
+"""
+
+from .judged import has_negative_judgments, judged_only, ndcg_star
+from .meta import forest_plot, meta_analysis
 from .metrics import DEFAULT_METRICS, evaluate
+from .significance import compare
 
-__all__ = ["DEFAULT_METRICS", "evaluate"]
+__all__ = ["DEFAULT_METRICS", "compare", "evaluate", "forest_plot", "has_negative_judgments", "judged_only",
+           "meta_analysis", "ndcg_star"]

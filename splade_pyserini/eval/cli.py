@@ -1,0 +1,352 @@
+"""Command-line front ends of the evaluation tools: ``compare``, ``meta``, ``rerank``, ``dense``, ``fuse`` and
+``evaluate-suite``.
+
+:func:`add_commands` registers them on an ``argparse`` sub-parsers object; each sub-parser gets
+``set_defaults(func=handler)``, where ``handler(args) -> int`` returns the exit code and raises
+:class:`~splade_pyserini.errors.SpladeError` for a user's mistake. Argument shapes:
+
+``compare --qrels Q --run NAME=PATH [NAME=PATH …] [--baseline NAME] [--metrics M …] [--tests student fisher]
+[--corrections holm bonferroni] [--permutations N] [--seed S] [--alpha A] [--family all|metric]
+[--format md|latex|csv] [--output FILE]``
+    Paired tests of every run against the baseline (the first run when ``--baseline`` is not given).
+    ``--corrections`` with no value turns corrections off. The table goes to stdout unless ``--output``.
+
+``meta --qrels SET=QRELS … --treatment-runs SET=PATH … --control-runs SET=PATH … --plot FILE.png
+[--treatment NAME] [--control NAME] [--metric M] [--effect SMD|MD] [--alpha A] [--clip-tau2]
+[--format md|latex|csv] [--output FILE]``
+    RANGER meta-analysis of the treatment against the control over the query sets (one qrels and one run of
+    each system per set, matched by SET name); writes the forest plot and prints the table.
+
+``rerank --run PATH --topics T --corpus C --model DIR --output PATH [--k 50] [--batch-size 32]
+[--device auto] [--max-length 512] [--keep-tail] [--tag TAG]``
+    Cross-encoder re-ranking of each query's top k.
+
+``dense --corpus C --topics T --model DIR --output PATH [--k 1000] [--pooling cls|mean]
+[--normalize|--no-normalize] [--batch-size 32] [--device auto] [--max-length N] [--query-prefix S]
+[--doc-prefix S] [--tag TAG]``
+    Dense bi-encoder retrieval (faiss flat inner product).
+
+``fuse --run PATH PATH [PATH …] --output PATH [--method rrf] [--norm auto] [--rrf-k 60] [--weights W …]
+[--k 1000] [--tag TAG]``
+    Hybrid runs (e.g. SPLADE + dense) through ranx fusion.
+
+``evaluate-suite --collections [NAME=]QRELS … --runs SYSTEM=PATTERN … --baseline SYSTEM --treatment SYSTEM
+--out-dir DIR [--metric ndcg@10] [--effect SMD|MD] [--tests …] [--corrections …] [--permutations N]
+[--seed S] [--alpha A] [--clip-tau2] [--no-plot]``
+    ``--collections`` takes qrels sources (a BEIR folder, its qrels TSV or TREC qrels), named by ``NAME=`` or
+    else by the folder's (file's) name. ``--runs`` takes, per system, a path pattern with ``{collection}`` that
+    gives its run on each collection (``bm25=runs/bm25.{collection}.trec``; collections whose file is absent are
+    skipped for that system), or an explicit ``SYSTEM:COLLECTION=PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import SpladeError
+from ..fileio import atomic_write
+
+
+def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values or []:
+        name, sep, path = v.partition("=")
+        if not sep or not name or not path:
+            raise SpladeError(f"{what} {v!r}: expected NAME=PATH.")
+        if name in out:
+            raise SpladeError(f"{what}: name {name!r} given twice.")
+        out[name] = path
+    return out
+
+
+def _flatten(values) -> list[str]:
+    out: list[str] = []
+    for v in values or []:
+        out.extend(v if isinstance(v, list) else [v])
+    return out
+
+
+def _emit(text: str, output: str | None) -> None:
+    if output:
+        with atomic_write(output) as f:
+            f.write(text)
+        print(f"wrote {output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+
+
+def _write_ranked(path: str, run: dict[str, dict[str, float]], tag: str) -> None:
+    from ..runs import write_run
+
+    ranked = {q: sorted(docs.items(), key=lambda x: (-x[1], x[0])) for q, docs in run.items()}
+    write_run(path, ranked, tag=tag)
+
+
+# --- handlers -----------------------------------------------------------------------------------------------------
+
+def cmd_compare(args) -> int:
+    from ..runs import read_qrels, read_run
+    from .significance import compare
+
+    paths = _pairs(_flatten(args.run), "--run")
+    if len(paths) < 2:
+        raise SpladeError("compare needs at least two runs: --run BASELINE=PATH OTHER=PATH.")
+    baseline = args.baseline or next(iter(paths))
+    qrels = read_qrels(args.qrels)
+    runs = {name: read_run(p) for name, p in paths.items()}
+    table = compare(qrels, runs, baseline, args.metrics, tests=args.tests, correction=args.corrections,
+                    n_permutations=args.permutations, seed=args.seed, alpha=args.alpha, family=args.family)
+    _emit(table.render(args.format), args.output)
+    return 0
+
+
+def cmd_meta(args) -> int:
+    from ..runs import read_qrels, read_run
+    from .meta import forest_plot, meta_analysis
+    from .metrics import evaluate
+
+    qrels = _pairs(_flatten(args.qrels), "--qrels")
+    treat = _pairs(_flatten(args.treatment_runs), "--treatment-runs")
+    ctrl = _pairs(_flatten(args.control_runs), "--control-runs")
+    for name, given in (("--treatment-runs", treat), ("--control-runs", ctrl)):
+        if set(given) != set(qrels):
+            raise SpladeError(f"{name} must name the same query sets as --qrels ({', '.join(qrels)}); "
+                              f"got {', '.join(given) or 'none'}.")
+    t_scores: dict[str, list[float]] = {}
+    c_scores: dict[str, list[float]] = {}
+    for name, source in qrels.items():
+        q = read_qrels(source)
+        pq = evaluate(q, {"t": read_run(treat[name]), "c": read_run(ctrl[name])}, [args.metric], per_query=True)
+        qids = list(pq["c"][args.metric])
+        t_scores[name] = [pq["t"][args.metric][x] for x in qids]
+        c_scores[name] = [pq["c"][args.metric][x] for x in qids]
+    result = meta_analysis(t_scores, c_scores, effect=args.effect, alpha=args.alpha, clip_tau2=args.clip_tau2,
+                           treatment_name=args.treatment, control_name=args.control, metric=args.metric)
+    forest_plot(result, args.plot)
+    print(f"wrote {args.plot}", file=sys.stderr)
+    _emit(result.render(args.format), args.output)
+    return 0
+
+
+def cmd_rerank(args) -> int:
+    from ..runs import read_run
+    from ..topics import read_topics
+    from .rerank import rerank
+
+    run = read_run(args.run)
+    if not run:
+        raise SpladeError(f"run {args.run} holds no results.")
+    topics = read_topics(args.topics, judged_only=False)
+    out = rerank(run, topics, args.corpus, args.model, k=args.k, batch_size=args.batch_size, device=args.device,
+                 max_length=args.max_length, keep_tail=args.keep_tail, progress=True)
+    _write_ranked(args.output, out, args.tag)
+    print(f"re-ranked {len(out)} queries; wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_dense(args) -> int:
+    from ..topics import read_topics
+    from .dense import dense_search
+
+    topics = read_topics(args.topics)
+    run = dense_search(args.corpus, topics, args.model, k=args.k, pooling=args.pooling, normalize=args.normalize,
+                       batch_size=args.batch_size, max_length=args.max_length, device=args.device,
+                       query_prefix=args.query_prefix, doc_prefix=args.doc_prefix, progress=True)
+    _write_ranked(args.output, run, args.tag)
+    print(f"searched {len(run)} queries; wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_fuse(args) -> int:
+    from ..runs import read_run
+    from .dense import fuse
+
+    paths = _flatten(args.run)
+    if len(paths) < 2:
+        raise SpladeError("fuse needs at least two runs: --run A.trec B.trec.")
+    params: dict = {}
+    if args.method == "rrf":
+        params["k"] = args.rrf_k
+    if args.weights:
+        if len(args.weights) != len(paths):
+            raise SpladeError(f"--weights has {len(args.weights)} values for {len(paths)} runs; give one per run.")
+        params["weights"] = list(args.weights)
+    norm = None if args.norm == "none" else args.norm
+    run = fuse([read_run(p) for p in paths], method=args.method, norm=norm, params=params, k=args.k)
+    _write_ranked(args.output, run, args.tag)
+    print(f"fused {len(paths)} runs over {len(run)} queries; wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _collections(values: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        name, sep, path = v.partition("=")
+        if not sep:
+            path = v
+            p = Path(v.rstrip("/"))
+            name = p.name if p.is_dir() or not p.suffix else p.stem
+        if not name or not path:
+            raise SpladeError(f"--collections {v!r}: expected NAME=QRELS or a qrels path.")
+        if name in out:
+            raise SpladeError(f"--collections: two collections are named {name!r}; name them with NAME=PATH.")
+        out[name] = path
+    return out
+
+
+def _suite_runs(values: list[str], collections: dict[str, str]) -> dict[str, dict[str, str]]:
+    runs: dict[str, dict[str, str]] = {}
+    for v in values:
+        key, sep, path = v.partition("=")
+        if not sep or not key or not path:
+            raise SpladeError(f"--runs {v!r}: expected SYSTEM=PATTERN (with {{collection}}) or SYSTEM:COLLECTION=PATH.")
+        system, colon, coll = key.partition(":")
+        per = runs.setdefault(system, {})
+        if colon:
+            if coll not in collections:
+                raise SpladeError(f"--runs {v!r}: collection {coll!r} is not among --collections.")
+            if not Path(path).is_file():
+                raise SpladeError(f"--runs {v!r}: run file {path} does not exist.")
+            per[coll] = path
+        elif "{collection}" in path:
+            found = 0
+            for c in collections:
+                p = path.replace("{collection}", c)
+                if Path(p).is_file():
+                    per[c] = p
+                    found += 1
+            if not found:
+                raise SpladeError(f"--runs {v!r}: no file matches the pattern for any collection "
+                                  f"({', '.join(collections)}).")
+        else:
+            raise SpladeError(f"--runs {v!r}: the path needs {{collection}} in it, or write SYSTEM:COLLECTION=PATH.")
+    return runs
+
+
+def cmd_evaluate_suite(args) -> int:
+    from .suite import evaluate_suite
+
+    collections = _collections(_flatten(args.collections))
+    runs = _suite_runs(_flatten(args.runs), collections)
+    result = evaluate_suite(collections, runs, args.baseline, args.treatment, metric=args.metric,
+                            out_dir=args.out_dir, effect=args.effect, tests=args.tests, correction=args.corrections,
+                            n_permutations=args.permutations, seed=args.seed, alpha=args.alpha,
+                            clip_tau2=args.clip_tau2, plot=not args.no_plot)
+    sys.stdout.write(result.scores_markdown())
+    if result.meta is not None:
+        sys.stdout.write("\n" + result.meta.to_markdown())
+    print(f"wrote {len(result.files)} files to {args.out_dir}", file=sys.stderr)
+    return 0
+
+
+# --- parsers ------------------------------------------------------------------------------------------------------
+
+def _add_test_options(p: argparse.ArgumentParser) -> None:
+    from .significance import CORRECTIONS, TESTS
+
+    p.add_argument("--tests", nargs="+", choices=TESTS, default=list(TESTS), help="paired tests (default: both)")
+    p.add_argument("--corrections", nargs="*", choices=CORRECTIONS, default=list(CORRECTIONS),
+                   help="multiple-comparison corrections (default: holm bonferroni; give none to turn off)")
+    p.add_argument("--permutations", type=int, default=10_000, help="randomisation-test permutations (10000)")
+    p.add_argument("--seed", type=int, default=42, help="randomisation-test seed, recorded in the tables (42)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+
+
+def add_commands(subparsers) -> None:
+    """Register ``compare``, ``meta``, ``rerank``, ``dense``, ``fuse`` and ``evaluate-suite`` on ``subparsers``."""
+    p = subparsers.add_parser("compare", help="paired significance tests of runs against a baseline",
+                              description="Paired Student t and randomisation tests of each run against the "
+                                          "baseline, with Holm and Bonferroni corrections and win/tie/loss counts.")
+    p.add_argument("--qrels", required=True, help="BEIR folder, qrels TSV or TREC qrels")
+    p.add_argument("--run", action="append", nargs="+", required=True, metavar="NAME=PATH", help="runs to compare")
+    p.add_argument("--baseline", help="name of the baseline run (default: the first)")
+    p.add_argument("--metrics", nargs="+", default=["ndcg@10"], help="ranx metric names or ndcg*@10 (ndcg@10)")
+    _add_test_options(p)
+    p.add_argument("--family", choices=("all", "metric"), default="all",
+                   help="correct over all comparisons, or per metric (all)")
+    p.add_argument("--format", choices=("md", "latex", "csv"), default="md")
+    p.add_argument("--output", help="write the table here instead of stdout")
+    p.set_defaults(func=cmd_compare)
+
+    p = subparsers.add_parser("meta", help="RANGER meta-analysis of two systems over query sets, with a forest plot",
+                              description="Random-effects (DerSimonian-Laird) meta-analysis of a treatment against "
+                                          "a control over several query sets, as in RANGER and the SPLADE-v3 paper.")
+    p.add_argument("--qrels", action="append", nargs="+", required=True, metavar="SET=QRELS")
+    p.add_argument("--treatment-runs", action="append", nargs="+", required=True, metavar="SET=PATH")
+    p.add_argument("--control-runs", action="append", nargs="+", required=True, metavar="SET=PATH")
+    p.add_argument("--treatment", default="treatment", help="the treatment's name in the table and plot")
+    p.add_argument("--control", default="control", help="the control's name in the table and plot")
+    p.add_argument("--metric", default="ndcg@10", help="per-query metric (ndcg@10; ndcg*@10 for nDCG*)")
+    p.add_argument("--effect", choices=("SMD", "MD"), default="SMD")
+    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--clip-tau2", action="store_true", help="clip tau^2 at 0 (RANGER does not)")
+    p.add_argument("--plot", required=True, help="forest plot image to write (.png)")
+    p.add_argument("--format", choices=("md", "latex", "csv"), default="md")
+    p.add_argument("--output", help="write the table here instead of stdout")
+    p.set_defaults(func=cmd_meta)
+
+    p = subparsers.add_parser("rerank", help="re-rank a run's top k with a local cross-encoder",
+                              description="Re-score each query's top k with an AutoModelForSequenceClassification "
+                                          "cross-encoder read from a local folder (GPU and bf16 when available).")
+    p.add_argument("--run", required=True, help="first-stage TREC run")
+    p.add_argument("--topics", required=True, help="BEIR folder, queries.jsonl, TSV or TREC topics")
+    p.add_argument("--corpus", required=True, help="BEIR folder, JSONL or TSV corpus")
+    p.add_argument("--model", required=True, help="local cross-encoder folder")
+    p.add_argument("--output", required=True, help="TREC run to write")
+    p.add_argument("--k", type=int, default=50, help="documents re-ranked per query (50)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--keep-tail", action="store_true", help="keep the documents below rank k after the re-ranked ones")
+    p.add_argument("--tag", default="rerank")
+    p.set_defaults(func=cmd_rerank)
+
+    p = subparsers.add_parser("dense", help="dense bi-encoder retrieval baseline (faiss flat inner product)",
+                              description="Encode corpus and topics with a local Hugging Face or sentence-"
+                                          "transformers encoder and search exactly by inner product.")
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--topics", required=True)
+    p.add_argument("--model", required=True, help="local encoder folder")
+    p.add_argument("--output", required=True, help="TREC run to write")
+    p.add_argument("--k", type=int, default=1000)
+    p.add_argument("--pooling", choices=("cls", "mean"), help="default: the folder's sentence-transformers "
+                                                              "pooling, else cls")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
+                   help="L2-normalise embeddings (default: as the sentence-transformers folder says, else no)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, help="default: the folder's max_seq_length, else 512")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--query-prefix", help="text put before each query (default: the folder's query prompt)")
+    p.add_argument("--doc-prefix", help="text put before each document (default: the folder's document prompt)")
+    p.add_argument("--tag", default="dense")
+    p.set_defaults(func=cmd_dense)
+
+    p = subparsers.add_parser("fuse", help="fuse runs (hybrid sparse + dense) with ranx",
+                              description="Fuse two or more TREC runs with a ranx fusion method.")
+    p.add_argument("--run", action="append", nargs="+", required=True, metavar="PATH")
+    p.add_argument("--output", required=True)
+    p.add_argument("--method", default="rrf", help="ranx fusion method: rrf, wsum, sum, mnz, max, isr, … (rrf)")
+    p.add_argument("--norm", default="auto", help="score normalisation: auto, none, min-max, max, sum, zmuv, rank")
+    p.add_argument("--rrf-k", type=int, default=60, help="the k of reciprocal rank fusion (60)")
+    p.add_argument("--weights", type=float, nargs="+", help="one weight per run (wsum, w_bordafuse, …)")
+    p.add_argument("--k", type=int, default=1000, help="results kept per query (1000)")
+    p.add_argument("--tag", default="fused")
+    p.set_defaults(func=cmd_fuse)
+
+    p = subparsers.add_parser("evaluate-suite", help="evaluate systems over collections: tables, tests, meta-analysis",
+                              description="Evaluate every system on every collection; write score tables, "
+                                          "per-collection significance tables, the meta-analysis and a forest plot.")
+    p.add_argument("--collections", action="append", nargs="+", required=True, metavar="[NAME=]QRELS")
+    p.add_argument("--runs", action="append", nargs="+", required=True,
+                   metavar="SYSTEM=PATTERN", help="SYSTEM=path/with/{collection}.trec or SYSTEM:COLLECTION=PATH")
+    p.add_argument("--baseline", required=True, help="control system (tests and meta-analysis)")
+    p.add_argument("--treatment", required=True, help="treatment system of the meta-analysis")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--metric", default="ndcg@10", help="ndcg@10; ndcg*@10 for the paper's nDCG*")
+    p.add_argument("--effect", choices=("SMD", "MD"), default="SMD")
+    _add_test_options(p)
+    p.add_argument("--clip-tau2", action="store_true", help="clip tau^2 at 0 (RANGER does not)")
+    p.add_argument("--no-plot", action="store_true", help="skip the forest plot")
+    p.set_defaults(func=cmd_evaluate_suite)
