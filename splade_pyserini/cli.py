@@ -16,7 +16,7 @@ import sys
 from .errors import SpladeError
 
 # Modules that register further subcommands with add_commands(subparsers).
-_EXTENSIONS = ("splade_pyserini.eval.cli",)
+_EXTENSIONS = ("splade_pyserini.eval.cli", "splade_pyserini.bench.cli")
 
 
 def _device_args(p):
@@ -34,8 +34,11 @@ def _cmd_encode(args) -> int:
                            batch_tokens=args.batch_tokens, compile=args.compile,
                            **{k: v for k, v in overrides.items() if v is not None})
     meta = encode_corpus(encoder, args.corpus, args.output, shard_size=args.shard_size, limit=args.limit,
-                         with_contents=not args.no_contents)
-    print(f"encoded {meta['documents']} documents into {args.output} ({meta['shards']} shards, {meta['seconds']:.1f}s)")
+                         with_contents=not args.no_contents, fmt=args.format)
+    if meta.get("complete"):
+        print(f"encoded {meta['documents']} documents into {args.output} ({meta['shards']} shards, {meta['seconds']:.1f}s)")
+    else:
+        print(f"this rank encoded {meta['documents_this_rank']} documents; the folder completes when every rank is done")
     return 0
 
 
@@ -125,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=100_000)
     p.add_argument("--limit", type=int, default=None, help="encode only the first N documents")
     p.add_argument("--no-contents", action="store_true", help="leave the text out of the vector files")
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"],
+                   help="jsonl: Anserini JsonVectorCollection (stock); parquet: columnar, for the Java fast path")
     p.set_defaults(func=_cmd_encode)
 
     p = sub.add_parser("index", help="build a Lucene impact index from encoded vectors")

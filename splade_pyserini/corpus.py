@@ -144,6 +144,15 @@ def read_corpus(source: str | os.PathLike) -> Iterator[Document]:
     yield from _read_ir_datasets(text)
 
 
+def check_corpus(source: str | os.PathLike) -> None:
+    """Raise the reading error of a missing or unusable source early, before any model is loaded."""
+    path = Path(source)
+    if path.is_dir():
+        corpus_file(path)
+    elif not path.is_file() and looks_like_path(str(source)):
+        raise SpladeError(f"corpus {source} does not exist; pass a BEIR folder, a .jsonl or .tsv file, or an ir_datasets id.")
+
+
 def count_documents(source: str | os.PathLike) -> int | None:
     """Number of documents (non-blank lines) when cheap to know, for progress bars."""
     path = Path(source)

@@ -64,8 +64,11 @@ def mlm_head(model):
     return None
 
 
-def splade_max(model, input_ids, attention_mask, chunk_tokens: int = 8192):
-    """``[batch, vocab]`` SPLADE weights (differentiable): ``log1p(relu(max over unmasked positions of logits))``."""
+def splade_max(model, input_ids, attention_mask, chunk_tokens: int = 8192, head_matmul=None):
+    """``[batch, vocab]`` SPLADE weights (differentiable): ``log1p(relu(max over unmasked positions of logits))``.
+
+    ``head_matmul(h)`` may replace ``h @ W.T`` for the vocabulary projection (inference only).
+    """
     import torch
 
     parts = mlm_head(model)
@@ -82,7 +85,7 @@ def splade_max(model, input_ids, attention_mask, chunk_tokens: int = 8192):
     outs = []
     for start in range(0, batch, rows):
         h = transform(hidden[start:start + rows])
-        logits = torch.matmul(h, weight.t())
+        logits = torch.matmul(h, weight.t()) if head_matmul is None else head_matmul(h)
         outs.append(logits.amax(dim=1) + bias)  # the bias is constant over positions: add it after the max
     return torch.log1p(torch.relu(torch.cat(outs)))
 
@@ -90,6 +93,8 @@ def splade_max(model, input_ids, attention_mask, chunk_tokens: int = 8192):
 def _resolve_device(device: str) -> str:
     import torch
 
+    if device in (None, "auto", "cuda") and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"  # one GPU per torchrun rank
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -123,6 +128,12 @@ class SpladeEncoder:
         self.head_chunk = 16384 if self.device.startswith("cuda") else 2048
         self.max_batch = max_batch
         self._forward = splade_max
+        self._head_matmul = None
+        if self.device == "cpu" and self.dtype == torch.float32 and mlm_head(self.model) is not None:
+            # On CPUs, the vocabulary projection (≈ 90% of a small SPLADE's work) runs faster through numpy's
+            # BLAS (OpenBLAS) than through torch's (MKL picks slow kernels on AMD): same float32 maths.
+            weight_t = np.ascontiguousarray(mlm_head(self.model)[1].detach().numpy().T)
+            self._head_matmul = lambda h: torch.from_numpy(np.matmul(h.numpy(), weight_t))
         if compile:
             self._forward = torch.compile(splade_max, dynamic=True)
         vocab = self.tokenizer.get_vocab()
@@ -151,20 +162,35 @@ class SpladeEncoder:
             start += size
 
     # --- the model ----------------------------------------------------------------------------------------
-    def _weights(self, ids: list[list[int]]):
-        """``[len(ids), vocab]`` float32 weights on the device for one batch of token-id lists."""
+    def prepare(self, ids: list[list[int]]) -> list[tuple[np.ndarray, "torch.Tensor", "torch.Tensor"]]:
+        """Padded (index, input_ids, attention_mask) batches on the host, pinned for a GPU: CPU work that a
+        background thread can do while the device runs the previous block."""
         import torch
 
-        longest = max(len(x) for x in ids)
-        input_ids = np.zeros((len(ids), longest), dtype=np.int64)
-        mask = np.zeros((len(ids), longest), dtype=np.int64)
-        for r, x in enumerate(ids):
-            input_ids[r, : len(x)] = x
-            mask[r, : len(x)] = 1
-        input_ids = torch.from_numpy(input_ids).to(self.device, non_blocking=True)
-        mask = torch.from_numpy(mask).to(self.device, non_blocking=True)
+        pin = self.device.startswith("cuda")
+        out = []
+        for idx in self.batches(ids):
+            rows = [ids[i] for i in idx]
+            lengths = np.fromiter((len(x) for x in rows), dtype=np.int64, count=len(rows))
+            longest = int(lengths.max())
+            input_ids = np.zeros((len(rows), longest), dtype=np.int64)
+            for r, x in enumerate(rows):
+                input_ids[r, : len(x)] = x
+            mask = (np.arange(longest)[None, :] < lengths[:, None]).astype(np.int64)
+            t_ids, t_mask = torch.from_numpy(input_ids), torch.from_numpy(mask)
+            if pin:
+                t_ids, t_mask = t_ids.pin_memory(), t_mask.pin_memory()
+            out.append((idx, t_ids, t_mask))
+        return out
+
+    def _weights(self, input_ids, mask):
+        """``[batch, vocab]`` float32 weights on the device for one padded batch."""
+        import torch
+
+        input_ids = input_ids.to(self.device, non_blocking=True)
+        mask = mask.to(self.device, non_blocking=True)
         with torch.inference_mode():
-            return self._forward(self.model, input_ids, mask, self.head_chunk).float()
+            return self._forward(self.model, input_ids, mask, self.head_chunk, self._head_matmul).float()
 
     @staticmethod
     def _to_sparse(weights) -> SparseBatch:
@@ -187,21 +213,18 @@ class SpladeEncoder:
         bow[:, torch.as_tensor(self.special_ids, device=self.device)] = 0.0
         return bow
 
-    def encode_ids(self, ids: list[list[int]], kind: str = "document") -> SparseBatch:
-        """Sparse vectors for pre-tokenised texts, in the given order."""
-        import torch
-
+    def encode_ids(self, ids: list[list[int]], kind: str = "document", prepared=None) -> SparseBatch:
+        """Sparse vectors for pre-tokenised texts, in the given order (``prepared``: from :meth:`prepare`)."""
         n = len(ids)
         if n == 0:
             return SparseBatch(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
         if kind == "query" and self.card.variant == "doc":
             return self._to_sparse(self._bag_of_words(ids))
         parts: list[tuple[np.ndarray, SparseBatch]] = []
-        for idx in self.batches(ids):
-            batch_ids = [ids[i] for i in idx]
-            w = self._weights(batch_ids)
+        for idx, input_ids, mask in (prepared if prepared is not None else self.prepare(ids)):
+            w = self._weights(input_ids, mask)
             if kind == "query" and self.card.variant == "lexical":
-                w = w * self._bag_of_words(batch_ids)
+                w = w * self._bag_of_words([ids[i] for i in idx])
             parts.append((idx, self._to_sparse(w)))
         return _reorder(parts, n)
 
@@ -252,20 +275,20 @@ class SpladeEncoder:
 
 
 def _reorder(parts: list[tuple[np.ndarray, SparseBatch]], n: int) -> SparseBatch:
-    """Put sparse rows computed in batch order back into input order."""
-    counts = np.zeros(n, dtype=np.int64)
-    for idx, sb in parts:
-        counts[idx] = np.diff(sb.offsets)
+    """Put sparse rows computed in batch order back into input order (vectorised)."""
+    order = np.concatenate([idx for idx, _ in parts])
+    counts_b = np.concatenate([np.diff(sb.offsets) for _, sb in parts])
+    terms_b = np.concatenate([sb.terms for _, sb in parts])
+    weights_b = np.concatenate([sb.weights for _, sb in parts])
+    starts_b = np.zeros(len(counts_b), dtype=np.int64)
+    np.cumsum(counts_b[:-1], out=starts_b[1:])
+    counts = np.empty(n, dtype=np.int64)
+    starts = np.empty(n, dtype=np.int64)
+    counts[order], starts[order] = counts_b, starts_b
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    terms = np.empty(offsets[-1], dtype=np.int32)
-    weights = np.empty(offsets[-1], dtype=np.float32)
-    for idx, sb in parts:
-        for j, i in enumerate(idx):
-            a, b = sb.offsets[j], sb.offsets[j + 1]
-            terms[offsets[i]:offsets[i + 1]] = sb.terms[a:b]
-            weights[offsets[i]:offsets[i + 1]] = sb.weights[a:b]
-    return SparseBatch(offsets, terms, weights)
+    gather = np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1], dtype=np.int64)
+    return SparseBatch(offsets, terms_b[gather], weights_b[gather])
 
 
 def quantize(weights: np.ndarray, scale: float) -> np.ndarray:

@@ -1,0 +1,42 @@
+"""``splade-pyserini bench encode|index|search|train``: measurements against the peers, in one run each."""
+
+from __future__ import annotations
+
+import json
+
+
+def _encode(args) -> int:
+    from .encode import bench_encode, format_result
+
+    peers = [p for p in args.peers.split(",") if p]
+    result = bench_encode(args.encoder, args.corpus, limit=args.limit, device=args.device, peers=peers,
+                          peer_limit=args.peer_limit, random_base=args.random_bert_base, synthetic=args.synthetic,
+                          compile=args.compile, fmt=args.format, batch_size=args.batch_size)
+    print(format_result(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    pys = [r for r in result["rows"] if r["path"].startswith("pyserini") and "ratio" in r]
+    print(f"ratio_vs_pyserini={pys[0]['ratio']:.2f}" if pys else "ratio_vs_pyserini=nan")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    bench = subparsers.add_parser("bench", help="benchmarks against the peers (encode, index, search, train)")
+    sub = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
+
+    p = sub.add_parser("encode", help="document encoding vs Pyserini and sentence-transformers")
+    p.add_argument("--encoder", default="splade-tiny")
+    p.add_argument("--corpus", default=None, help="BEIR folder, .jsonl, .tsv (first --limit documents)")
+    p.add_argument("--limit", type=int, default=600)
+    p.add_argument("--synthetic", type=int, default=None, help="N MS MARCO-length synthetic passages instead of --corpus")
+    p.add_argument("--random-bert-base", action="store_true",
+                   help="a BERT-base SPLADE with random weights (bias for ~1%% density) instead of --encoder")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--compile", action="store_true", help="torch.compile this package's model")
+    p.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"])
+    p.add_argument("--peers", default="pyserini,st", help="comma-separated: pyserini, st (sentence-transformers)")
+    p.add_argument("--peer-limit", type=int, default=None, help="documents for the (slow) peers; default all")
+    p.add_argument("--batch-size", type=int, default=32, help="the peers' batch size")
+    p.add_argument("--json", default=None, help="also write the numbers to this file")
+    p.set_defaults(func=_encode)
