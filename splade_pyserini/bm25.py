@@ -31,7 +31,7 @@ def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, th
         run_java("io.anserini.index.IndexCollection",
                  ["-collection", "JsonCollection", "-generator", "DefaultLuceneDocumentGenerator",
                   "-input", str(docs_dir), "-index", str(tmp), "-threads", str(threads),
-                  "-storePositions", "-storeDocvectors"])
+                  "-storePositions", "-storeDocvectors"], quiet=True)
     return index_dir
 
 
