@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test venv java clean
+.PHONY: quickstart test venv java clean suite
 
 # Python >= 3.12 (3.12 preferred): $PYTHON if set, else python3.12 on PATH or pyenv's, then newer ones.
 define find_python
@@ -33,6 +33,21 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# BM25 vs splade-tiny on Vaswani and Cranfield: runs, significance tests with corrected p-values, meta-analysis and
+# forest plot in work/suite/results (COLLECTIONS: a folder holding the BEIR-layout vaswani/ and cranfield/).
+COLLECTIONS ?= ../shared/collections
+suite: $(STAMP)
+	@set -e; for c in vaswani cranfield; do \
+	  d=work/suite/$$c; mkdir -p $$d; \
+	  $(VENV)/bin/splade-pyserini encode --encoder splade-tiny --corpus $(COLLECTIONS)/$$c --output $$d/vectors; \
+	  $(VENV)/bin/splade-pyserini index --vectors $$d/vectors --index $$d/index; \
+	  $(VENV)/bin/splade-pyserini search --index $$d/index --encoder splade-tiny --topics $(COLLECTIONS)/$$c --output work/suite/runs/splade.$$c.trec --threads 2; \
+	  $(VENV)/bin/splade-pyserini bm25 --corpus $(COLLECTIONS)/$$c --topics $(COLLECTIONS)/$$c --index $$d/bm25-index --output work/suite/runs/bm25.$$c.trec --threads 2; \
+	done
+	$(VENV)/bin/splade-pyserini evaluate-suite --collections vaswani=$(COLLECTIONS)/vaswani cranfield=$(COLLECTIONS)/cranfield \
+	  --runs bm25='work/suite/runs/bm25.{collection}.trec' splade-tiny='work/suite/runs/splade.{collection}.trec' \
+	  --baseline bm25 --treatment splade-tiny --out-dir work/suite/results
 
 java: $(STAMP)
 	$(PY) -m splade_pyserini.javaext build

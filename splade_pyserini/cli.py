@@ -97,6 +97,19 @@ def _cmd_quickstart(args) -> int:
     return 0
 
 
+def _cmd_bm25(args) -> int:
+    from .bm25 import bm25_search, build_bm25_index
+    from .runs import write_run
+    from .topics import read_topics
+
+    queries = read_topics(args.topics)
+    index = build_bm25_index(args.corpus, args.index, threads=args.threads)
+    write_run(args.output, bm25_search(index, queries, k=args.hits, threads=args.threads, k1=args.k1, b=args.b),
+              tag="bm25")
+    print(f"BM25 run of {len(queries)} queries written to {args.output}")
+    return 0
+
+
 def _cmd_encoders(args) -> int:
     from .cards import builtin_cards
 
@@ -164,6 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default="splade-quickstart")
     _device_args(p)
     p.set_defaults(func=_cmd_quickstart)
+
+    p = sub.add_parser("bm25", help="BM25 baseline run (Anserini, k1=0.9 b=0.4)")
+    p.add_argument("--corpus", required=True)
+    p.add_argument("--topics", required=True)
+    p.add_argument("--index", required=True, help="BM25 index folder (built if missing, re-used otherwise)")
+    p.add_argument("--output", required=True)
+    p.add_argument("--hits", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--k1", type=float, default=0.9)
+    p.add_argument("--b", type=float, default=0.4)
+    p.set_defaults(func=_cmd_bm25)
 
     p = sub.add_parser("encoders", help="list the named encoders (cards)")
     p.set_defaults(func=_cmd_encoders)

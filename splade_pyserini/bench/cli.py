@@ -11,12 +11,16 @@ def _encode(args) -> int:
     peers = [p for p in args.peers.split(",") if p]
     result = bench_encode(args.encoder, args.corpus, limit=args.limit, device=args.device, peers=peers,
                           peer_limit=args.peer_limit, random_base=args.random_bert_base, synthetic=args.synthetic,
-                          compile=args.compile, fmt=args.format, batch_size=args.batch_size)
+                          compile=args.compile, fmt=args.format, batch_size=args.batch_size,
+                          tokenizer=args.tokenizer)
     print(format_result(result))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
     pys = [r for r in result["rows"] if r["path"].startswith("pyserini") and "ratio" in r]
+    st = [r for r in result["rows"] if r["path"].startswith("sentence-transformers") and "ratio" in r]
+    if st:
+        print(f"ratio_vs_sentence_transformers={st[0]['ratio']:.2f}")
     print(f"ratio_vs_pyserini={pys[0]['ratio']:.2f}" if pys else "ratio_vs_pyserini=nan")
     return 0
 
@@ -32,6 +36,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--synthetic", type=int, default=None, help="N MS MARCO-length synthetic passages instead of --corpus")
     p.add_argument("--random-bert-base", action="store_true",
                    help="a BERT-base SPLADE with random weights (bias for ~1%% density) instead of --encoder")
+    p.add_argument("--tokenizer", default=None, help="bert-base-uncased tokenizer folder for --random-bert-base "
+                   "(default: the embedded splade-tiny's)")
     p.add_argument("--device", default="auto")
     p.add_argument("--compile", action="store_true", help="torch.compile this package's model")
     p.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"])

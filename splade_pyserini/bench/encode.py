@@ -45,6 +45,7 @@ def synthetic_passages(n: int, seed: int = 0, mean_words: int = 56) -> list[Docu
 
 
 def random_bert_base(directory: Path, tokenizer_dir: Path, density: float = 0.01, seed: int = 0) -> Path:
+    # tokenizer_dir: any bert-base-uncased tokenizer folder (the embedded splade-tiny's by default)
     """A BERT-base SPLADE with random weights, decoder bias set so that ≈ ``density`` of the vocabulary is active."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
@@ -78,6 +79,30 @@ def _pyserini_model_dir(encoder, directory: Path) -> Path:
     return directory
 
 
+class PyseriniStyleEncoder:
+    """Pyserini 2.3's ``SpladeDocumentEncoder.encode`` algorithm, for machines where Pyserini cannot be imported
+    (a GPU box without Java): pad each batch to its longest text, fp32 forward, ``log(1 + relu(logits)) * mask``
+    over ``[batch, length, vocab]``, max, numpy non-zeros, a token dict per document, ``round(w / 5 * 256)``."""
+
+    def __init__(self, model, tokenizer, device):
+        self.model, self.tokenizer, self.device = model, tokenizer, device
+        self.reverse = {v: k for k, v in tokenizer.get_vocab().items()}
+
+    def encode(self, texts, max_length=512):
+        import torch
+
+        inputs = self.tokenizer(texts, max_length=max_length, truncation=True, padding="longest",
+                                return_attention_mask=True, return_token_type_ids=False, return_tensors="pt").to(self.device)
+        logits = self.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])["logits"]
+        agg, _ = torch.max(torch.log(1 + torch.relu(logits)) * inputs["attention_mask"].unsqueeze(-1), dim=1)
+        agg = agg.cpu().detach().numpy()
+        out = []
+        for row in agg:
+            cols = np.nonzero(row)[0]
+            out.append({self.reverse[k]: round(float(v) / 5 * 256) for k, v in zip(cols, row[cols])})
+        return out
+
+
 def _time(fn, *args):
     t = time.perf_counter()
     out = fn(*args)
@@ -86,7 +111,8 @@ def _time(fn, *args):
 
 def bench_encode(encoder: str, corpus: str | None, limit: int = 600, device: str = "auto", peers=("pyserini", "st"),
                  peer_limit: int | None = None, random_base: bool = False, synthetic: int | None = None,
-                 compile: bool = False, fmt: str = "jsonl", batch_size: int = 32, workdir: str | None = None) -> dict:
+                 compile: bool = False, fmt: str = "jsonl", batch_size: int = 32, workdir: str | None = None,
+                 tokenizer: str | None = None) -> dict:
     import torch
 
     from ..encoder import load_encoder, quantize
@@ -113,7 +139,8 @@ def bench_encode(encoder: str, corpus: str | None, limit: int = 600, device: str
         from ..checkpoint import resolve_model_dir
         from ..cards import resolve_card
 
-        model_source = str(random_bert_base(tmp / "bert-base-random", resolve_model_dir(resolve_card("splade-tiny").model)))
+        tok_dir = Path(tokenizer) if tokenizer else resolve_model_dir(resolve_card("splade-tiny").model)
+        model_source = str(random_bert_base(tmp / "bert-base-random", tok_dir))
     ours = load_encoder(model_source, device=device, compile=compile)
     card = ours.card
     n_tokens = sum(len(x) for x in ours.tokenize(texts, card.doc_max_length))
@@ -144,30 +171,37 @@ def bench_encode(encoder: str, corpus: str | None, limit: int = 600, device: str
         exact = fast
 
     if "pyserini" in peers:
+        import torch
+
+        pdev = "cuda:0" if ours.device.startswith("cuda") else "cpu"
         try:
             from ..anserini import start_jvm
 
             start_jvm()  # pyserini.encode imports pieces that need the JVM
             from pyserini.encode import SpladeDocumentEncoder
-        except Exception as e:  # not importable (e.g. no Java on a GPU box)
-            rows.append({"path": "pyserini SpladeDocumentEncoder", "note": f"skipped: {type(e).__name__}: {e}"})
-        else:
-            pdir = _pyserini_model_dir(ours, tmp / "pyserini-model")
-            pdev = "cuda:0" if ours.device.startswith("cuda") else "cpu"
-            peer = SpladeDocumentEncoder(str(pdir), device=pdev)
 
-            def run_pyserini():
-                out = []
+            peer = SpladeDocumentEncoder(str(_pyserini_model_dir(ours, tmp / "pyserini-model")), device=pdev)
+            label = f"pyserini SpladeDocumentEncoder (fp32, batch {batch_size})"
+        except Exception as e:  # not importable here (e.g. no Java on a GPU box): the same algorithm, emulated
+            from ..checkpoint import load_masked_lm
+
+            model, tokenizer = load_masked_lm(ours.model_dir)
+            peer = PyseriniStyleEncoder(model.to(pdev), tokenizer, pdev)
+            label = f"pyserini-style, emulated (fp32, batch {batch_size})"
+            checks["pyserini_import"] = f"{type(e).__name__}: {str(e)[:80]}"
+
+        def run_pyserini():
+            out = []
+            with torch.no_grad():
                 for i in range(0, peer_n, batch_size):
-                    with torch.no_grad():
-                        out.extend(peer.encode(texts[i:i + batch_size], max_length=card.doc_max_length))
-                return out
+                    out.extend(peer.encode(texts[i:i + batch_size], max_length=card.doc_max_length))
+            return out
 
+        with torch.no_grad():
             peer.encode(texts[:batch_size], max_length=card.doc_max_length)  # warm-up
-            seconds, pvecs = _time(run_pyserini)
-            row(f"pyserini SpladeDocumentEncoder (fp32, batch {batch_size})", seconds, peer_n, peer_tokens,
-                "encoding only (no file writing)")
-            checks.update(compare_with_pyserini(ours, exact, pvecs, peer_n))
+        seconds, pvecs = _time(run_pyserini)
+        row(label, seconds, peer_n, peer_tokens, "encoding only (no file writing)")
+        checks.update(compare_with_pyserini(ours, exact, pvecs, peer_n))
     if "st" in peers:
         try:
             from sentence_transformers import SparseEncoder
