@@ -16,7 +16,7 @@ import sys
 from .errors import SpladeError
 
 # Modules that register further subcommands with add_commands(subparsers).
-_EXTENSIONS = ("splade_pyserini.eval.cli", "splade_pyserini.bench.cli")
+_EXTENSIONS = ("splade_pyserini.eval.cli", "splade_pyserini.bench.cli", "splade_pyserini.train.cli")
 
 
 def _device_args(p):

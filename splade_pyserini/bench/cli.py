@@ -46,3 +46,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="the peers' batch size")
     p.add_argument("--json", default=None, help="also write the numbers to this file")
     p.set_defaults(func=_encode)
+
+    from ..train.cli import add_bench_parser
+
+    add_bench_parser(sub)
