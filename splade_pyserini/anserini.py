@@ -69,12 +69,7 @@ def jvm_running() -> bool:
 def start_jvm() -> None:
     """Find Java >= 21, then let Pyserini start the JVM with the Anserini jar (and any added jars)."""
     if not jvm_running():
-        ensure_java()
-        for jar in _extra_classpath:
-            import jnius_config
-
-            if jar not in jnius_config.get_classpath():
-                jnius_config.add_classpath(jar)
+        ensure_java()  # jars from add_classpath() are already registered with jnius_config
     import pyserini.pyclass  # noqa: F401  (starts the JVM)
 
 

@@ -45,7 +45,8 @@ def _cmd_encode(args) -> int:
 def _cmd_index(args) -> int:
     from .index import build_index
 
-    meta = build_index(args.vectors, args.index, threads=args.threads, store_docvectors=not args.no_docvectors)
+    meta = build_index(args.vectors, args.index, threads=args.threads, store_docvectors=not args.no_docvectors,
+                       stock=args.stock)
     print(f"indexed {meta.get('documents')} documents into {args.index} (encoder {meta['encoder']}, scale {meta['scale']})")
     return 0
 
@@ -150,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", required=True)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-docvectors", action="store_true", help="do not store document vectors (smaller index)")
+    p.add_argument("--stock", action="store_true",
+                   help="Anserini's own JsonVectorCollection path instead of the Java extension (same postings, slower)")
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("search", help="search topics and write a TREC run")

@@ -37,8 +37,12 @@ def _staged_input(vectors_dir: Path) -> tuple[Path, bool]:
 
 
 def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, threads: int | None = None,
-                store_docvectors: bool = True, stock: bool = True, quiet: bool = True) -> dict:
-    """Index the shards of ``vectors_dir`` (written by ``encode``) into ``index_dir``; returns the index metadata."""
+                store_docvectors: bool = True, stock: bool = False, quiet: bool = True) -> dict:
+    """Index the shards of ``vectors_dir`` (written by ``encode``) into ``index_dir``; returns the index metadata.
+
+    By default through the Java extension (each term given to Lucene once, with its frequency set directly);
+    ``stock=True``, or no javac >= 21 to build the extension, uses Anserini's JsonVectorCollection, which repeats
+    each term ``weight`` times. Both give the same postings."""
     from .anserini import anserini_version, run_java
 
     vectors_dir = Path(vectors_dir)
@@ -51,6 +55,29 @@ def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, th
     if not shard_files(vectors_dir):
         raise SpladeError(f"{vectors_dir} holds no vector shards (vectors-*.jsonl).")
     threads = threads or max(1, min(os.cpu_count() or 1, len(shard_files(vectors_dir))))
+    jar = None
+    if not stock:
+        from .javaext import extension_jar
+
+        jar = extension_jar()  # None (after one warning) without a javac >= 21: the stock path is used
+    index_meta = {
+        "encoder": meta["encoder"], "model": meta["model"], "variant": meta["variant"],
+        "scale": meta["scale"], "max_length": meta["max_length"],
+        "query_max_length": meta.get("query_max_length"), "documents": meta.get("documents"),
+        "vectors": str(vectors_dir.resolve()), "anserini": anserini_version(),
+        "indexer": "splade-pyserini java extension (SpladeVectorCollection)" if jar else "stock JsonVectorCollection",
+    }
+    if jar is not None:
+        from .javaext import fast_index
+
+        # integer weights as written by `encode`; the extension gives Lucene each term once with its frequency
+        stats = fast_index(vectors_dir, index_dir, scale=None, threads=threads, store_docvectors=store_docvectors,
+                           quiet=quiet)
+        write_json(Path(index_dir) / INDEX_META, {**index_meta, "index_seconds": stats.get("seconds")})
+        return index_meta
+    if meta.get("format") == "parquet":
+        raise SpladeError(f"{vectors_dir} holds Parquet shards, which stock Anserini cannot read; index them without "
+                          "--stock (the Java extension), or encode with --format jsonl.")
     staged, temporary = _staged_input(vectors_dir)
     try:
         with atomic_directory(index_dir) as tmp:
@@ -59,13 +86,6 @@ def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, th
             if store_docvectors:
                 args.append("-storeDocvectors")
             run_java("io.anserini.index.IndexCollection", args, quiet=quiet)
-            index_meta = {
-                "encoder": meta["encoder"], "model": meta["model"], "variant": meta["variant"],
-                "scale": meta["scale"], "max_length": meta["max_length"],
-                "query_max_length": meta.get("query_max_length"), "documents": meta.get("documents"),
-                "vectors": str(vectors_dir.resolve()), "anserini": anserini_version(),
-                "indexer": "stock JsonVectorCollection" if stock else "splade-pyserini java extension",
-            }
             write_json(tmp / INDEX_META, index_meta)
     finally:
         if temporary:

@@ -65,6 +65,10 @@ def patch_impact_searcher(module) -> None:
         encoder = arguments.get("query_encoder")
         if arguments.get("encoder_type", "pytorch") == "pytorch" and handles(encoder):
             arguments["query_encoder"] = PyseriniQueryEncoder(encoder, arguments.get("index_dir"))
+            if arguments.get("min_idf", 0) == 0:
+                # Pyserini drops query terms whose idf is <= min_idf (0 by default), i.e. terms found in every
+                # document; keep them, as Anserini's SimpleImpactSearcher and splade-pyserini search do.
+                arguments["min_idf"] = float("-inf")
         original(*bound.args, **bound.kwargs)
 
     __init__._splade_pyserini = True

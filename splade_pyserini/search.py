@@ -42,7 +42,7 @@ class SpladeSearcher:
     """Search a SPLADE impact index: ``search(query, k)`` and ``batch_search(queries, qids, k, threads)``."""
 
     def __init__(self, index_dir: str | os.PathLike, encoder: str | SpladeEncoder, device: str = "auto",
-                 query_batch_size: int = 1):
+                 query_batch_size: int = 1, fast: bool = True):
         from .anserini import autoclass
 
         index_dir = Path(index_dir)
@@ -56,10 +56,17 @@ class SpladeSearcher:
         # summation order, which can flip a weight across a rounding boundary. One at a time, a query gets the
         # same integer weights here, in Pyserini's searcher (through the plugin) and in an interactive search().
         self.query_batch_size = max(1, int(query_batch_size))
-        self._searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(index_dir))
-        self._HashMap = autoclass("java.util.HashMap")
-        self._ArrayList = autoclass("java.util.ArrayList")
-        self._Integer = autoclass("java.lang.Integer")
+        self._batch = None
+        if fast:
+            from .javaext import BatchSearcher, enable
+
+            if enable(quiet=True) is not None:  # the extension: one JNI call per batch of queries
+                self._batch = BatchSearcher(index_dir)
+        if self._batch is None:  # the stock path: Anserini's SimpleImpactSearcher, one Java map per query
+            self._searcher = autoclass("io.anserini.search.SimpleImpactSearcher")(str(index_dir))
+            self._HashMap = autoclass("java.util.HashMap")
+            self._ArrayList = autoclass("java.util.ArrayList")
+            self._Integer = autoclass("java.lang.Integer")
 
     def encode_queries(self, queries: Sequence[str]) -> list[dict[str, int]]:
         """Integer query weights, quantised exactly like the index's document weights (zeros dropped)."""
@@ -76,13 +83,14 @@ class SpladeSearcher:
         return [(h.docid, float(h.score)) for h in scored_docs]
 
     def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
-        weights = self.encode_queries([query])[0]
-        return self._hits(self._searcher.search(self._jquery(weights), int(k)))
+        return self.batch_search([query], ["q"], k)["q"]
 
     def batch_search(self, queries: Sequence[str], qids: Sequence[str], k: int = 10, threads: int = 1) -> dict[str, list[tuple[str, float]]]:
         if len(queries) != len(qids):
             raise SpladeError(f"{len(queries)} queries but {len(qids)} query ids.")
         encoded = self.encode_queries(queries)
+        if self._batch is not None:  # integer weights, so scale 1: the same quantisation as the stock path
+            return self._batch.search(encoded, [str(q) for q in qids], int(k), int(threads), scale=1.0)
         jqueries, jqids = self._ArrayList(), self._ArrayList()
         for qid, weights in zip(qids, encoded):
             jqueries.add(self._jquery(weights))
@@ -91,7 +99,7 @@ class SpladeSearcher:
         return {str(qid): self._hits(results.get(str(qid)) or []) for qid in qids}
 
     def close(self):
-        self._searcher.close()
+        (self._batch or self._searcher).close()
 
     def __enter__(self):
         return self

@@ -25,6 +25,25 @@ def _encode(args) -> int:
     return 0
 
 
+def _index(args) -> int:
+    from .index_search import bench_index
+
+    bench_index(vectors_dir=args.vectors, synthetic_docs=args.synthetic, threads=args.threads)
+    return 0
+
+
+def _search(args) -> int:
+    from ..encoder import load_encoder
+    from ..topics import read_topics
+    from .index_search import bench_search
+
+    encoder = load_encoder(args.encoder, device=args.device)
+    topics = read_topics(args.topics)
+    bench_search(args.index, lambda texts: encoder.quantized_queries(texts), topics=topics, k=args.hits,
+                 threads=args.threads, scale=1.0)
+    return 0
+
+
 def add_commands(subparsers) -> None:
     bench = subparsers.add_parser("bench", help="benchmarks against the peers (encode, index, search, train)")
     sub = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
@@ -46,6 +65,21 @@ def add_commands(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=32, help="the peers' batch size")
     p.add_argument("--json", default=None, help="also write the numbers to this file")
     p.set_defaults(func=_encode)
+
+    p = sub.add_parser("index", help="indexing throughput: the Java extension vs stock JsonVectorCollection")
+    p.add_argument("--vectors", default=None, help="encoded vectors to time as well (e.g. Vaswani's)")
+    p.add_argument("--synthetic", type=int, default=200_000, help="synthetic SPLADE-like documents (0: none)")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=_index)
+
+    p = sub.add_parser("search", help="search throughput: one-call batch search vs Pyserini's LuceneImpactSearcher")
+    p.add_argument("--index", required=True)
+    p.add_argument("--encoder", required=True)
+    p.add_argument("--topics", required=True)
+    p.add_argument("--hits", type=int, default=1000)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=_search)
 
     from ..train.cli import add_bench_parser
 

@@ -1,0 +1,417 @@
+/*
+ * splade-pyserini: Java extension for Anserini.
+ * Licensed under the Apache License, Version 2.0.
+ */
+
+package io.anserini.splade;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.anserini.collection.FileSegment;
+import io.anserini.collection.JsonVectorCollection;
+import io.anserini.collection.SpladeVectorCollection;
+import io.anserini.index.IndexCollection;
+import io.anserini.index.generator.EmptyDocumentException;
+import io.anserini.index.generator.SpladeImpactGenerator;
+import io.anserini.search.ScoredDoc;
+import io.anserini.search.SimpleImpactSearcher;
+import io.anserini.search.SpladeBatchSearcher;
+import io.anserini.search.similarity.ImpactSimilarity;
+import org.apache.lucene.analysis.TokenStream;
+import org.apache.lucene.analysis.core.WhitespaceAnalyzer;
+import org.apache.lucene.analysis.tokenattributes.CharTermAttribute;
+import org.apache.lucene.analysis.tokenattributes.TermFrequencyAttribute;
+import org.apache.lucene.document.Document;
+import org.apache.lucene.index.DirectoryReader;
+import org.apache.lucene.index.IndexWriter;
+import org.apache.lucene.index.IndexWriterConfig;
+import org.apache.lucene.store.FSDirectory;
+
+import java.io.BufferedReader;
+import java.io.OutputStream;
+import java.io.StringReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.stream.Stream;
+import java.util.zip.GZIPOutputStream;
+
+/**
+ * Unit tests of the Java extension, as a plain main (the Anserini fat jar has no JUnit): prints one line per test
+ * and exits 1 if any failed.
+ */
+public final class SpladeTests {
+  private static int failures = 0;
+  private static int passed = 0;
+
+  private SpladeTests() {
+  }
+
+  interface Body {
+    void run() throws Exception;
+  }
+
+  private static void test(String name, Body body) {
+    try {
+      body.run();
+      passed++;
+      System.out.println("PASS " + name);
+    } catch (Throwable t) {
+      failures++;
+      System.out.println("FAIL " + name + ": " + t);
+      t.printStackTrace(System.out);
+    }
+  }
+
+  private static void check(boolean condition, String message) {
+    if (!condition) {
+      throw new AssertionError(message);
+    }
+  }
+
+  private static void checkEquals(Object expected, Object actual, String what) {
+    if (expected == null ? actual != null : !expected.equals(actual)) {
+      throw new AssertionError(what + ": expected <" + expected + "> but was <" + actual + ">");
+    }
+  }
+
+  private static Map<String, Integer> asMap(SpladeVectorCollection.Document d) {
+    Map<String, Integer> m = new LinkedHashMap<>();
+    for (int i = 0; i < d.size(); i++) {
+      m.put(d.terms()[i], d.impacts()[i]);
+    }
+    return m;
+  }
+
+  private static Map<String, Integer> tokens(Document doc) throws Exception {
+    Map<String, Integer> m = new LinkedHashMap<>();
+    try (TokenStream ts = doc.getField("contents").tokenStream(null, null)) {
+      CharTermAttribute term = ts.addAttribute(CharTermAttribute.class);
+      TermFrequencyAttribute freq = ts.addAttribute(TermFrequencyAttribute.class);
+      ts.reset();
+      while (ts.incrementToken()) {
+        m.merge(term.toString(), freq.getTermFrequency(), Integer::sum);
+      }
+      ts.end();
+    }
+    return m;
+  }
+
+  private static String expectFormatError(Body body) throws Exception {
+    try {
+      body.run();
+    } catch (SpladeVectorCollection.FormatException e) {
+      return e.getMessage();
+    }
+    throw new AssertionError("expected a FormatException");
+  }
+
+  private static List<SpladeVectorCollection.Document> readAll(FileSegment<SpladeVectorCollection.Document> segment) {
+    List<SpladeVectorCollection.Document> docs = new ArrayList<>();
+    for (SpladeVectorCollection.Document d : segment) {
+      docs.add(d);
+    }
+    return docs;
+  }
+
+  private static void deleteTree(Path root) throws Exception {
+    if (root == null || !Files.exists(root)) {
+      return;
+    }
+    try (Stream<Path> walk = Files.walk(root)) {
+      for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+        Files.delete(p);
+      }
+    }
+  }
+
+  public static void main(String[] args) throws Exception {
+    Path tmp = Files.createTempDirectory("splade-java-tests");
+    try {
+      run(tmp);
+    } finally {
+      deleteTree(tmp);
+    }
+    System.out.println((failures == 0 ? "OK " : "FAILED ") + passed + " passed, " + failures + " failed");
+    System.exit(failures == 0 ? 0 : 1);
+  }
+
+  private static void run(Path tmp) throws Exception {
+    test("quantize rounds half away from zero", () -> {
+      checkEquals(1L, Quantizer.quantize(0.5, 1), "0.5");
+      checkEquals(2L, Quantizer.quantize(1.5, 1), "1.5");
+      checkEquals(3L, Quantizer.quantize(2.5, 1), "2.5");
+      checkEquals(-1L, Quantizer.quantize(-0.5, 1), "-0.5");
+      checkEquals(-3L, Quantizer.quantize(-2.5, 1), "-2.5");
+      checkEquals(0L, Quantizer.quantize(0.49, 1), "0.49");
+      checkEquals(0L, Quantizer.quantize(1e-9, 51.2), "tiny");
+      checkEquals(0L, Quantizer.quantize(-1e-9, 51.2), "-tiny");
+      checkEquals(19L, Quantizer.quantize(0.37, 51.2), "0.37*51.2");
+      checkEquals(256L, Quantizer.quantize(5.0, 51.2), "5*51.2");
+      checkEquals(42L, Quantizer.quantize(42, 1), "integer");
+    });
+
+    test("integer weights are taken as they are, zeros dropped", () -> {
+      SpladeVectorCollection.Document d = SpladeVectorCollection.parseJson(
+          "{\"id\": \"d1\", \"contents\": \"text\", \"vector\": {\"a\": 3, \"b\": 1, \"c\": 0, \"##ing\": 250}}",
+          Double.NaN, "x.jsonl:1");
+      checkEquals("d1", d.id(), "id");
+      checkEquals(Map.of("a", 3, "b", 1, "##ing", 250), asMap(d), "vector");
+      checkEquals("a a a b ", d.contents().substring(0, 8), "pseudo-document");
+    });
+
+    test("float weights are quantised with the scale", () -> {
+      SpladeVectorCollection.Document d = SpladeVectorCollection.parseJson(
+          "{\"id\": \"d2\", \"vector\": {\"a\": 0.5, \"b\": 0.015, \"c\": 0.001, \"d\": 2, \"e\": 0.025}}",
+          100, "x.jsonl:1");
+      // 0.015 * 100 = 1.5000000000000002 -> 2; 0.025 * 100 = 2.5 -> 3; 0.001 * 100 -> 0, dropped
+      checkEquals(Map.of("a", 50, "b", 2, "d", 200, "e", 3), asMap(d), "vector");
+      SpladeVectorCollection.Document half = SpladeVectorCollection.parseJson(
+          "{\"id\": \"d3\", \"vector\": {\"a\": 0.5, \"b\": 1.5, \"c\": 2.5, \"d\": -0.5, \"e\": 1e-12}}",
+          1, "x.jsonl:1");
+      checkEquals(Map.of("a", 1, "b", 2, "c", 3), asMap(half), "halves away from zero, negatives and tiny dropped");
+    });
+
+    test("a fractional weight without a scale is an error, an integral float is not", () -> {
+      String msg = expectFormatError(() -> SpladeVectorCollection.parseJson(
+          "{\"id\": \"d\", \"vector\": {\"a\": 0.37}}", Double.NaN, "v.jsonl:7"));
+      check(msg.startsWith("v.jsonl:7:"), msg);
+      check(msg.contains("scale"), msg);
+      SpladeVectorCollection.Document d = SpladeVectorCollection.parseJson(
+          "{\"id\": \"d\", \"vector\": {\"a\": 3.0}}", Double.NaN, "v.jsonl:8");
+      checkEquals(Map.of("a", 3), asMap(d), "3.0");
+    });
+
+    test("a repeated term keeps its last weight", () -> {
+      SpladeVectorCollection.Document d = SpladeVectorCollection.parseJson(
+          "{\"id\": \"d\", \"vector\": {\"a\": 3, \"b\": 2, \"a\": 5}}", Double.NaN, "x:1");
+      checkEquals(Map.of("a", 5, "b", 2), asMap(d), "vector");
+      SpladeVectorCollection.Document z = SpladeVectorCollection.parseJson(
+          "{\"id\": \"d\", \"vector\": {\"a\": 3, \"b\": 2, \"a\": 0}}", Double.NaN, "x:1");
+      checkEquals(Map.of("b", 2), asMap(z), "last weight 0 drops the term");
+    });
+
+    test("empty terms vanish and terms with spaces split, as in Anserini's pseudo-document", () -> {
+      SpladeVectorCollection.Document d = SpladeVectorCollection.parseJson(
+          "{\"id\": \"d\", \"vector\": {\"a b\": 2, \"\": 5, \"b\": 1, \" c\\t\": 3}}", Double.NaN, "x:1");
+      checkEquals(Map.of("a", 2, "b", 3, "c", 3), asMap(d), "vector");
+    });
+
+    test("malformed lines name the file and line", () -> {
+      String[][] cases = {
+          {"{\"id\": \"d\", \"vector\": {\"a\": 1,}}", "malformed JSON"},
+          {"{\"vector\": {\"a\": 1}}", "no \"id\""},
+          {"{\"id\": \"d\"}", "no \"vector\""},
+          {"{\"id\": \"d\", \"vector\": [1, 2]}", "\"vector\" must be an object"},
+          {"{\"id\": \"d\", \"vector\": {\"a\": \"3\"}}", "must be a number"},
+          {"{\"id\": {\"x\": 1}, \"vector\": {}}", "\"id\" must be a string"},
+          {"[1, 2]", "expected a JSON object"},
+          {"{\"id\": \"d\", \"vector\": {\"a\": 1}} {}", "after the JSON object"},
+          {"{\"id\": \"d\", \"vector\": {\"a\": 1}} trailing", "malformed JSON"},
+          {"{\"id\": \"d\", \"vector\": {\"a\": 99999999999}}", "above"},
+          {"{\"id\": \"d\", \"vector\": {\"a\": 1", "malformed JSON"},
+      };
+      for (String[] c : cases) {
+        String msg = expectFormatError(() -> SpladeVectorCollection.parseJson(c[0], Double.NaN, "f.jsonl:12"));
+        check(msg.startsWith("f.jsonl:12: "), "message should start with the location: " + msg);
+        check(msg.contains(c[1]), "message for " + c[0] + " should mention " + c[1] + ": " + msg);
+      }
+    });
+
+    test("a segment reports the line number of a malformed line", () -> {
+      Path dir = Files.createDirectories(tmp.resolve("bad"));
+      Path file = dir.resolve("part-0.jsonl");
+      Files.writeString(file, "{\"id\": \"a\", \"vector\": {\"x\": 1}}\n\n{\"id\": \"b\", \"vector\": {\"x\": 1,}}\n");
+      SpladeVectorCollection collection = new SpladeVectorCollection(dir, Double.NaN);
+      String msg = expectFormatError(() -> readAll(collection.createFileSegment(file)));
+      check(msg.startsWith(file + ":3: "), msg);
+    });
+
+    test("the collection reads .jsonl, .jsonl.gz and a stream, skips encoding.json and hidden files", () -> {
+      Path dir = Files.createDirectories(tmp.resolve("good"));
+      Files.writeString(dir.resolve("a.jsonl"), "{\"id\": \"a\", \"vector\": {\"x\": 2, \"y\": 1}}\n");
+      try (OutputStream out = new GZIPOutputStream(Files.newOutputStream(dir.resolve("b.jsonl.gz")))) {
+        out.write("{\"id\": \"b\", \"vector\": {\"x\": 0.26}}\n\n".getBytes(StandardCharsets.UTF_8));
+      }
+      Files.writeString(dir.resolve("encoding.json"), "{\n  \"scale\": 100\n}\n");
+      Files.writeString(dir.resolve(".a.jsonl.tmp"), "garbage\n");
+      Files.writeString(dir.resolve(".hidden.jsonl"), "garbage\n");
+      SpladeVectorCollection collection = new SpladeVectorCollection(dir, 10);
+      List<String> names = collection.getSegmentPaths().stream().map(p -> p.getFileName().toString()).sorted()
+          .toList();
+      checkEquals(List.of("a.jsonl", "b.jsonl.gz"), names, "segments");
+      List<SpladeVectorCollection.Document> b = readAll(collection.createFileSegment(dir.resolve("b.jsonl.gz")));
+      checkEquals(1, b.size(), "documents in b");
+      checkEquals(Map.of("x", 3), asMap(b.get(0)), "0.26 * 10 -> 3");
+      List<SpladeVectorCollection.Document> s = readAll(collection.createFileSegment(new BufferedReader(
+          new StringReader("{\"id\": \"s\", \"vector\": {\"q\": 1.5}}\n"))));
+      checkEquals(Map.of("q", 15), asMap(s.get(0)), "stream");
+    });
+
+    test("the generator writes id, contents with frequencies, and refuses empty documents", () -> {
+      IndexCollection.Args args = new IndexCollection.Args();
+      args.storeDocvectors = true;
+      SpladeImpactGenerator generator = new SpladeImpactGenerator(args);
+      Document doc = generator.createDocument(SpladeVectorCollection.parseJson(
+          "{\"id\": \"d9\", \"vector\": {\"a\": 3}}", Double.NaN, "x:1"));
+      checkEquals("d9", doc.get("id"), "stored id");
+      check(doc.getField("contents") != null, "contents field");
+      check(doc.getField("contents").fieldType().storeTermVectors(), "term vectors with -storeDocvectors");
+      check(!doc.getField("contents").fieldType().storeTermVectorPositions(), "no term-vector positions");
+      try {
+        generator.createDocument(SpladeVectorCollection.parseJson(
+            "{\"id\": \"e\", \"vector\": {\"a\": 0}}", Double.NaN, "x:1"));
+        throw new AssertionError("expected EmptyDocumentException");
+      } catch (EmptyDocumentException e) {
+        // expected
+      }
+      IndexCollection.Args positions = new IndexCollection.Args();
+      positions.storePositions = true;
+      try {
+        new SpladeImpactGenerator(positions);
+        throw new AssertionError("expected -storePositions to be refused");
+      } catch (IllegalArgumentException e) {
+        check(e.getMessage().contains("positions"), e.getMessage());
+      }
+    });
+
+    test("the token stream emits each term once with its impact as frequency", () -> {
+      SpladeImpactGenerator generator = new SpladeImpactGenerator(new IndexCollection.Args());
+      Document doc = generator.createDocument(SpladeVectorCollection.parseJson(
+          "{\"id\": \"d\", \"vector\": {\"a\": 3, \"##b\": 1, \"c\": 250}}", Double.NaN, "x:1"));
+      checkEquals(Map.of("a", 3, "##b", 1, "c", 250), tokens(doc), "tokens");
+      // any other collection's pseudo-document is counted (e.g. JsonVectorCollection with this generator)
+      JsonVectorCollection.Document stock = new JsonVectorCollection.Document(new ObjectMapper().readTree(
+          "{\"id\": \"s\", \"contents\": \"\", \"vector\": {\"a\": 3, \"b\": 2.9, \"c\": 0}}"));
+      checkEquals(Map.of("a", 3, "b", 2), tokens(generator.createDocument(stock)), "stock pseudo-document");
+    });
+
+    test("-storeContents and -storeRaw store what Anserini stores", () -> {
+      IndexCollection.Args args = new IndexCollection.Args();
+      args.storeContents = true;
+      args.storeRaw = true;
+      args.storeDocvectors = true;
+      SpladeImpactGenerator generator = new SpladeImpactGenerator(args);
+      Path index = tmp.resolve("stored");
+      IndexWriterConfig config = new IndexWriterConfig(new WhitespaceAnalyzer());
+      String line = "{\"id\": \"d1\", \"vector\": {\"a\": 2, \"b\": 1}}";
+      try (IndexWriter writer = new IndexWriter(FSDirectory.open(index), config)) {
+        writer.addDocument(generator.createDocument(SpladeVectorCollection.parseJson(line, Double.NaN, "x:1")));
+        writer.addDocument(generator.createDocument(SpladeVectorCollection.parseJson(
+            "{\"id\": \"d2\", \"vector\": {\"c\": 1}}", Double.NaN, "x:2")));
+      }
+      try (DirectoryReader reader = DirectoryReader.open(FSDirectory.open(index))) {
+        Document stored = reader.storedFields().document(0);
+        checkEquals("d1", stored.get("id"), "id");
+        checkEquals("a a b ", stored.get("contents"), "contents");
+        checkEquals(line, stored.get("raw"), "raw");
+        checkEquals(4L, reader.getSumTotalTermFreq("contents"), "sum of frequencies");
+      }
+    });
+
+    test("batch search equals SimpleImpactSearcher (scores, order, ties by docid)", () -> {
+      Path index = tmp.resolve("index");
+      Random random = new Random(7);
+      String[] vocab = new String[40];
+      for (int i = 0; i < vocab.length; i++) {
+        vocab[i] = "w" + i;
+      }
+      IndexWriterConfig config = new IndexWriterConfig(new WhitespaceAnalyzer());
+      config.setSimilarity(new ImpactSimilarity());
+      SpladeImpactGenerator generator = new SpladeImpactGenerator(new IndexCollection.Args());
+      try (IndexWriter writer = new IndexWriter(FSDirectory.open(index), config)) {
+        for (int d = 0; d < 300; d++) {
+          StringBuilder json = new StringBuilder("{\"id\": \"doc" + (299 - d) + "\", \"vector\": {");
+          int n = 1 + random.nextInt(4);
+          for (int t = 0; t < n; t++) {
+            json.append(t == 0 ? "" : ", ").append('"').append(vocab[random.nextInt(vocab.length)]).append("\": ")
+                .append(1 + random.nextInt(3));
+          }
+          json.append("}}");
+          writer.addDocument(generator.createDocument(
+              SpladeVectorCollection.parseJson(json.toString(), Double.NaN, "x:" + d)));
+        }
+      }
+      List<String> qids = new ArrayList<>();
+      List<Integer> offsets = new ArrayList<>(List.of(0));
+      List<String> terms = new ArrayList<>();
+      List<Double> weights = new ArrayList<>();
+      List<Map<String, Integer>> expectedQueries = new ArrayList<>();
+      for (int q = 0; q < 25; q++) {
+        qids.add("q" + q);
+        Map<String, Integer> query = new LinkedHashMap<>();
+        int n = 1 + random.nextInt(3);
+        for (int t = 0; t < n; t++) {
+          String term = vocab[random.nextInt(vocab.length)];
+          double w = random.nextInt(6) / 2.0; // 0, 0.5, 1, ... 2.5 -> quantised with scale 1
+          if (query.containsKey(term)) {
+            continue;
+          }
+          terms.add(term);
+          weights.add(w);
+          long quantised = Quantizer.quantize(w, 1.0);
+          if (quantised > 0) {
+            query.put(term, (int) quantised);
+          } else {
+            query.put(term, 0);
+          }
+        }
+        query.values().removeIf(v -> v == 0);
+        expectedQueries.add(query);
+        offsets.add(terms.size());
+      }
+      try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString());
+           SimpleImpactSearcher simple = new SimpleImpactSearcher(index.toString())) {
+        for (int threads : new int[] {1, 3}) {
+          SpladeBatchSearcher.Result result = batch.search(qids.toArray(new String[0]),
+              offsets.stream().mapToInt(Integer::intValue).toArray(), terms.toArray(new String[0]),
+              weights.stream().mapToDouble(Double::doubleValue).toArray(), 1.0, 50, threads);
+          for (int q = 0; q < qids.size(); q++) {
+            ScoredDoc[] expected = simple.search(expectedQueries.get(q), 50);
+            int from = result.offsets[q];
+            int to = result.offsets[q + 1];
+            checkEquals(expected.length, to - from, qids.get(q) + " hits");
+            for (int i = 0; i < expected.length; i++) {
+              checkEquals(expected[i].docid, result.docids[from + i], qids.get(q) + " docid at rank " + (i + 1));
+              checkEquals(expected[i].score, result.scores[from + i], qids.get(q) + " score at rank " + (i + 1));
+            }
+          }
+        }
+        Path run = tmp.resolve("run.txt");
+        int lines = batch.searchToRun(new String[] {"q0"}, new int[] {0, 1}, new String[] {"w1"},
+            new double[] {2.0}, 1.0, 5, 1, run.toString(), "tag");
+        List<String> written = Files.readAllLines(run);
+        checkEquals(lines, written.size(), "run lines");
+        check(written.isEmpty() || written.get(0).matches("q0 Q0 doc\\d+ 1 \\d+\\.\\d{6} tag"), written.toString());
+      }
+    });
+
+    test("scores are written as Python's :.6f writes them", () -> {
+      checkEquals("0.007812", SpladeBatchSearcher.formatScore(0.0078125f), "tie rounds to even");
+      checkEquals("12.000000", SpladeBatchSearcher.formatScore(12f), "integer");
+      checkEquals("11.999999", SpladeBatchSearcher.formatScore(11.999999f), "adjusted tie");
+    });
+
+    test("batch search validates its arrays", () -> {
+      Path index = tmp.resolve("index");
+      try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString())) {
+        try {
+          batch.search(new String[] {"q"}, new int[] {0, 2}, new String[] {"a"}, new double[] {1}, 1, 10, 1);
+          throw new AssertionError("expected IllegalArgumentException");
+        } catch (IllegalArgumentException e) {
+          check(e.getMessage().contains("offsets"), e.getMessage());
+        }
+        SpladeBatchSearcher.Result empty = batch.search(new String[] {"q"}, new int[] {0, 1}, new String[] {"a"},
+            new double[] {0.2}, 1, 10, 1);
+        checkEquals(0, empty.size(), "a query whose weights all round to 0 finds nothing");
+        checkEquals(Arrays.toString(new int[] {0, 0}), Arrays.toString(empty.offsets), "offsets");
+      }
+    });
+  }
+}

@@ -1,0 +1,418 @@
+"""The Java extension: faster indexing and one-call batch search on top of the Anserini fat jar.
+
+Stock Anserini indexes a SPLADE vector as a pseudo-document that repeats each term ``weight`` times (and truncates
+float weights with ``asInt()``), and Pyserini sends every query term and every hit across JNI one call at a time.
+The extension (Java sources under ``java/src/main/java``, compiled here against Pyserini's Anserini jar) adds:
+
+* ``io.anserini.collection.SpladeVectorCollection`` + ``io.anserini.index.generator.SpladeImpactGenerator``:
+  JsonVectorCollection files (``.jsonl``/``.jsonl.gz``, integer or float weights) and Parquet shards (``id``,
+  ``terms``, ``weights``), each term indexed once with its impact as the term frequency. The index is the stock
+  one (same fields, postings, norms), so any Anserini/Pyserini impact searcher reads it. Float weights are
+  quantised with a declared scale (``-Dsplade.scale`` / ``fast_index(scale=...)``):
+  ``round-half-away-from-zero(w * scale)``, zeros dropped.
+* ``io.anserini.splade.SpladeIndexCollection``: IndexCollection that fails loudly (exit 1, ``file:line``).
+* ``io.anserini.search.SpladeBatchSearcher``: a batch of queries as flat arrays, searched on several threads in
+  one call, with SimpleImpactSearcher's exact scoring and tie-breaking.
+
+The jar is built on first use with ``javac --release 21`` into ``~/.cache/splade-pyserini/java/<hash>.jar`` (the
+hash covers the Java sources and the Anserini jar), or ahead of time with ``python -m splade_pyserini.javaext build``.
+Without a javac >= 21, :func:`extension_jar` warns once and returns None, and callers keep the stock path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from .errors import SpladeError
+from .fileio import atomic_directory, atomic_write
+
+JAVA_RELEASE = 21
+
+COLLECTION = "SpladeVectorCollection"
+GENERATOR = "SpladeImpactGenerator"
+INDEXER_MAIN = "io.anserini.splade.SpladeIndexCollection"
+SEARCHER_CLASS = "io.anserini.search.SpladeBatchSearcher"
+COMPARE_MAIN = "io.anserini.splade.IndexCompare"
+TESTS_MAIN = "io.anserini.splade.SpladeTests"
+
+#: Files of a vectors folder that the extension's collection reads (hidden files and encoding.json are skipped).
+SHARD_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def java_source_dir() -> Path | None:
+    """The folder holding ``src/main/java`` (the repository's ``java/``, or ``_java/`` inside a wheel)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_java", here.parent / "java"):
+        if (candidate / "src" / "main" / "java").is_dir():
+            return candidate
+    return None
+
+
+def _sources(root: Path, kind: str = "main") -> list[Path]:
+    return sorted((root / "src" / kind / "java").rglob("*.java"))
+
+
+def cache_dir() -> Path:
+    """Where built jars live: ``$SPLADE_PYSERINI_CACHE/java``, else ``$XDG_CACHE_HOME`` or ``~/.cache``."""
+    base = os.environ.get("SPLADE_PYSERINI_CACHE")
+    if base:
+        return Path(base).expanduser() / "java"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    root = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return root / "splade-pyserini" / "java"
+
+
+def _digest(root: Path, files: list[Path]) -> str:
+    from .anserini import anserini_version, fatjar
+
+    h = hashlib.sha256()
+    jar = fatjar()
+    h.update(f"release={JAVA_RELEASE}\nanserini={anserini_version()}\njar={jar.name}:{jar.stat().st_size}\n".encode())
+    for f in files:
+        h.update(f.relative_to(root).as_posix().encode() + b"\0")
+        h.update(f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _javac_or_raise() -> str:
+    from .jdk import INSTALL_HINT, find_javac
+
+    javac = find_javac(JAVA_RELEASE)
+    if javac is None:
+        raise SpladeError(f"no javac >= {JAVA_RELEASE} found to build the Java extension; {INSTALL_HINT}")
+    return javac
+
+
+def _compile(javac: str, sources: list[Path], classpath: list[str], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argfile = out_dir.parent / f"{out_dir.name}.sources"
+    argfile.write_text("\n".join(f'"{s.as_posix()}"' for s in sources) + "\n", encoding="utf-8")
+    cmd = [javac, "--release", str(JAVA_RELEASE), "-nowarn", "-encoding", "UTF-8",
+           "-cp", os.pathsep.join(classpath), "-d", str(out_dir), f"@{argfile}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    argfile.unlink(missing_ok=True)
+    if proc.returncode != 0:
+        lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if "error:" in ln), lines[0] if lines else "(no output)")
+        raise SpladeError(f"javac failed on the Java extension: {first.strip()}")
+
+
+def _write_jar(classes: Path, jar: Path) -> None:
+    with atomic_write(jar, "wb") as f:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: splade-pyserini\n\n")
+            for p in sorted(classes.rglob("*")):
+                if p.is_file():
+                    z.write(p, p.relative_to(classes).as_posix())
+
+
+def build(force: bool = False) -> Path:
+    """Build the extension jar (or find it in the cache); raise :class:`SpladeError` when it cannot be built."""
+    from .anserini import fatjar
+
+    root = java_source_dir()
+    if root is None:
+        raise SpladeError("the Java extension's sources (java/src/main/java) are not installed with this package")
+    sources = _sources(root)
+    jar = cache_dir() / f"splade-pyserini-ext-{_digest(root, sources)}.jar"
+    if jar.is_file() and not force:
+        return jar
+    javac = _javac_or_raise()
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=jar.parent))
+    try:
+        _compile(javac, sources, [str(fatjar())], work / "classes")
+        _write_jar(work / "classes", jar)
+        jar.chmod(0o644)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return jar
+
+
+@lru_cache(maxsize=None)
+def _cached_jar() -> Path | None:
+    try:
+        return build()
+    except SpladeError as e:
+        _warn_once(f"{e}; using the stock Anserini path (slower indexing and search).")
+        return None
+
+
+def extension_jar() -> Path | None:
+    """The extension jar, built on first use; None (after one warning) when it cannot be built."""
+    return _cached_jar()
+
+
+def available() -> bool:
+    return extension_jar() is not None
+
+
+def enable(quiet: bool = False) -> Path | None:
+    """Put the extension jar on the classpath of the JVM Pyserini will start; must run before the JVM starts.
+
+    Returns the jar, or None when it is not available (after one warning, unless ``quiet``). When the JVM already
+    runs without the jar, raises :class:`SpladeError` (``quiet``: returns None).
+    """
+    from .anserini import add_classpath, jvm_running
+
+    if quiet:
+        try:
+            jar = build()
+        except SpladeError:
+            jar = None
+    else:
+        jar = extension_jar()
+    if jar is None:
+        return None
+    if jvm_running():
+        if not _on_running_classpath(jar):
+            if quiet:
+                return None
+            raise SpladeError("the Java extension must be enabled before the JVM starts: call "
+                              "splade_pyserini.javaext.enable() before importing pyserini.search")
+        return jar
+    add_classpath(jar)
+    return jar
+
+
+def _on_running_classpath(jar: Path) -> bool:
+    from jnius import autoclass as _autoclass
+
+    classpath = str(_autoclass("java.lang.System").getProperty("java.class.path") or "")
+    target = os.path.realpath(jar)
+    return any(os.path.realpath(p) == target for p in classpath.split(os.pathsep) if p)
+
+
+def _start_jvm() -> None:
+    """Start the JVM (Java >= 21, the fat jar plus the jars added with ``add_classpath``) if it is not running.
+
+    Done here rather than with ``anserini.start_jvm()``, whose classpath check (``jnius_config.get_classpath()``)
+    imports jnius and so starts the JVM before Pyserini has put the fat jar on the classpath.
+    """
+    from .anserini import jvm_running
+
+    if not jvm_running():
+        from .jdk import ensure_java
+
+        ensure_java()
+        import pyserini.pyclass  # noqa: F401  (adds the fat jar, then starts the JVM)
+
+
+def _require_jar() -> Path:
+    jar = extension_jar()
+    if jar is None:
+        raise SpladeError(f"the Java extension is not available (it needs a javac >= {JAVA_RELEASE}); "
+                          "use the stock indexer and searcher instead.")
+    return jar
+
+
+def shard_files(vectors_dir: str | os.PathLike) -> list[Path]:
+    """The files of ``vectors_dir`` (recursively) that :data:`COLLECTION` reads."""
+    root = Path(vectors_dir)
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+                  and p.name != "encoding.json" and p.name.endswith(SHARD_SUFFIXES))
+
+
+_STATS = re.compile(r"SPLADE_INDEX_STATS (.*)")
+
+
+def fast_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, scale: float | None = None,
+               threads: int | None = None, store_docvectors: bool = True, quiet: bool = True,
+               extra_args: Sequence[str] = ()) -> dict:
+    """Index a folder of vector shards with the extension (Anserini's IndexCollection in a Java subprocess).
+
+    ``scale``: quantisation scale for float weights (``round-half-away-from-zero(w * scale)``); None takes integer
+    weights as they are and refuses fractional ones. The index is built in a temporary folder beside ``index_dir``
+    and replaces it only on success. Anserini indexes one shard per thread, so ``threads`` (default: CPUs, at most
+    the number of shards) only helps with several shards. Returns counts and seconds.
+    """
+    from .anserini import run_java
+
+    jar = _require_jar()
+    vectors_dir = Path(vectors_dir)
+    if not vectors_dir.is_dir():
+        raise SpladeError(f"vectors folder {vectors_dir} does not exist.")
+    shards = shard_files(vectors_dir)
+    if not shards:
+        raise SpladeError(f"{vectors_dir} holds no vector shards ({', '.join(SHARD_SUFFIXES)}).")
+    if scale is not None and not (float(scale) > 0 and float(scale) != float("inf")):
+        raise SpladeError(f"scale must be a positive number, got {scale}.")
+    threads = threads or max(1, min(os.cpu_count() or 1, len(shards)))
+    start = time.perf_counter()
+    with atomic_directory(index_dir) as tmp:
+        args = ["-collection", COLLECTION, "-generator", GENERATOR, "-input", str(vectors_dir),
+                "-index", str(tmp), "-threads", str(int(threads)), "-impact", "-pretokenized"]
+        if store_docvectors:
+            args.append("-storeDocvectors")
+        if scale is not None:
+            args += ["-splade.scale", repr(float(scale))]
+        args += list(extra_args)
+        out = run_java(INDEXER_MAIN, args, classpath=[str(jar)], quiet=quiet)
+    m = _STATS.search(out)
+    stats: dict = {"seconds": round(time.perf_counter() - start, 3), "shards": len(shards), "threads": threads}
+    if m:
+        stats.update({k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())})
+    return stats
+
+
+def compare_indexes(index_a: str | os.PathLike, index_b: str | os.PathLike, field: str = "contents") -> list[str]:
+    """Differences between two indexes' postings, norms and term vectors (by external docid); [] when identical."""
+    from .anserini import java_command
+
+    jar = _require_jar()
+    cmd = java_command(COMPARE_MAIN, [str(index_a), str(index_b), field], classpath=[str(jar)])
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    lines = proc.stdout.splitlines()
+    if proc.returncode == 0 and any(ln.startswith("IDENTICAL") for ln in lines):
+        return []
+    if proc.returncode == 1 and lines and lines[-1] == "DIFFERENT":
+        return lines[:-1]
+    tail = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+    raise SpladeError(f"IndexCompare failed (exit {proc.returncode}): {(tail or ['(no output)'])[-1]}")
+
+
+class BatchSearcher:
+    """Impact search of many queries in one JNI call (``io.anserini.search.SpladeBatchSearcher``).
+
+    Results equal SimpleImpactSearcher's (the stock Pyserini path) query by query: same query construction, scoring,
+    tie-breaking by docid and score adjustment. Query weights are quantised in Java with the same rule as documents:
+    ``round-half-away-from-zero(w * scale)``, non-positive weights dropped (pass ``scale=1`` for integer weights).
+    """
+
+    def __init__(self, index_dir: str | os.PathLike):
+        from .anserini import autoclass
+
+        self.index_dir = Path(index_dir)
+        if not self.index_dir.is_dir():
+            raise SpladeError(f"index {self.index_dir} does not exist.")
+        if enable() is None:
+            raise SpladeError(f"the Java extension is not available (it needs a javac >= {JAVA_RELEASE}); "
+                              "use the stock searcher instead.")
+        _start_jvm()
+        self._searcher = autoclass(SEARCHER_CLASS)(str(self.index_dir))
+
+    @staticmethod
+    def _flatten(queries: Sequence[Mapping[str, float]], qids: Sequence[str]):
+        if len(queries) != len(qids):
+            raise SpladeError(f"{len(queries)} queries but {len(qids)} query ids.")
+        if len(set(qids)) != len(qids):
+            raise SpladeError("query ids must be unique within a batch.")
+        offsets = [0]
+        terms: list[str] = []
+        weights: list[float] = []
+        for q in queries:
+            for term, weight in q.items():
+                terms.append(str(term))
+                weights.append(float(weight))
+            offsets.append(len(terms))
+        return [str(q) for q in qids], offsets, terms, weights
+
+    def search(self, queries: Sequence[Mapping[str, float]], qids: Sequence[str], k: int = 1000, threads: int = 1,
+               scale: float = 1.0) -> dict[str, list[tuple[str, float]]]:
+        """``{qid: [(docid, score), ...]}``, best first, for a batch of ``{term: weight}`` queries."""
+        qids, offsets, terms, weights = self._flatten(queries, qids)
+        if not qids:
+            return {}
+        result = self._searcher.search(qids, offsets, terms, weights, float(scale), int(k), int(max(1, threads)))
+        docids = list(result.docids)
+        scores = list(result.scores)
+        hit_offsets = list(result.offsets)
+        return {qid: list(zip(docids[hit_offsets[i]:hit_offsets[i + 1]], scores[hit_offsets[i]:hit_offsets[i + 1]]))
+                for i, qid in enumerate(qids)}
+
+    def search_to_run(self, queries: Sequence[Mapping[str, float]], qids: Sequence[str], run_path: str | os.PathLike,
+                      k: int = 1000, threads: int = 1, scale: float = 1.0, tag: str = "splade-pyserini") -> int:
+        """Search and write a TREC run directly from Java (same format as ``runs.write_run``); returns its lines."""
+        qids, offsets, terms, weights = self._flatten(queries, qids)
+        Path(run_path).parent.mkdir(parents=True, exist_ok=True)
+        return int(self._searcher.searchToRun(qids, offsets, terms, weights, float(scale), int(k),
+                                              int(max(1, threads)), str(Path(run_path).resolve()), str(tag)))
+
+    @property
+    def num_docs(self) -> int:
+        return int(self._searcher.numDocs())
+
+    def close(self) -> None:
+        if self._searcher is not None:
+            self._searcher.close()
+            self._searcher = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def run_java_tests(quiet: bool = True) -> str:
+    """Compile the Java test mains against the extension and run them; raise :class:`SpladeError` on failure."""
+    from .anserini import fatjar, java_command
+
+    jar = build()
+    root = java_source_dir()
+    tests = _sources(root, "test") if root else []
+    if not tests:
+        raise SpladeError("the Java extension's tests (java/src/test/java) are not installed with this package")
+    work = Path(tempfile.mkdtemp(prefix="splade-java-tests-"))
+    try:
+        _compile(_javac_or_raise(), tests, [str(fatjar()), str(jar)], work / "classes")
+        cmd = java_command(TESTS_MAIN, [], classpath=[str(jar), str(work / "classes")])
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report = "\n".join(ln for ln in proc.stdout.splitlines() if re.match(r"(PASS|FAIL|OK|FAILED)\b", ln))
+    if not quiet:
+        print(report)
+    if proc.returncode != 0:
+        failed = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAIL ")]
+        last = failed[0] if failed else ([ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+                                         or ["(no output)"])[-1]
+        raise SpladeError(f"Java tests failed (exit {proc.returncode}): {last}")
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m splade_pyserini.javaext",
+                                     description="Build or test splade-pyserini's Java extension.")
+    parser.add_argument("command", choices=["build", "test", "path"])
+    parser.add_argument("--force", action="store_true", help="rebuild even if the cached jar is up to date")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            print(build(force=args.force))
+        elif args.command == "path":
+            jar = extension_jar()
+            if jar is None:
+                return 1
+            print(jar)
+        else:
+            run_java_tests(quiet=False)
+    except SpladeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

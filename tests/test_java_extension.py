@@ -1,0 +1,217 @@
+"""The Java extension (splade_pyserini.javaext): the fast index is the stock index, batch search is the stock search.
+
+Java work runs in subprocesses (javac, Anserini's IndexCollection, IndexCompare, and a Python child for anything
+that needs the in-process JVM), so these tests work whatever else in the test session has started a JVM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from splade_pyserini import javaext
+from splade_pyserini.bench import index_search as bench_java
+from splade_pyserini.errors import SpladeError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(javaext.extension_jar() is None, reason="no javac >= 21 to build the Java extension")
+
+
+def _in_child(code: str) -> dict:
+    """Run ``code`` (which prints one JSON line last) in a fresh Python, so that it gets its own JVM."""
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _compare_search_in_child(stock_index: Path, fast_index: Path, queries: dict, k: int, scale: float) -> dict:
+    return _in_child(f"""
+        import json
+        from splade_pyserini import javaext
+        from splade_pyserini.bench import index_search as bench_java
+        javaext.enable()
+        queries = json.loads({json.dumps(json.dumps(queries))})
+        print(json.dumps(bench_java.compare_search({str(stock_index)!r}, {str(fast_index)!r}, queries,
+                                                   k={k}, scale={scale}, threads=2)))
+    """)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """2,000 SPLADE-like documents (integer weights 1-300), their stock and fast indexes, and 40 queries."""
+    root = tmp_path_factory.mktemp("javaext")
+    vectors = root / "vectors"
+    info = bench_java.synthetic_vectors(vectors, 2000, terms=150, max_weight=300, shards=3, seed=11)
+    stock, fast = root / "stock", root / "fast"
+    bench_java.stock_index(vectors, stock, threads=2)
+    stats = javaext.fast_index(vectors, fast, threads=2)
+    queries = bench_java.synthetic_queries(40, terms=25, seed=12)
+    return {"root": root, "vectors": vectors, "info": info, "stock": stock, "fast": fast, "stats": stats,
+            "queries": queries}
+
+
+def test_java_unit_tests_pass():
+    report = javaext.run_java_tests()
+    assert "FAIL" not in report
+    assert report.strip().splitlines()[-1].startswith("OK ")
+
+
+def test_quantize_rule_in_python():
+    assert [bench_java.quantize_weight(w, 1) for w in (0.5, 1.5, 2.5, -0.5, 0.49, 1e-9)] == [1, 2, 3, -1, 0, 0]
+    assert bench_java.quantize_weight(0.37, 51.2) == 19
+
+
+def test_fast_index_has_the_stock_postings(synthetic):
+    assert synthetic["stats"]["indexed"] == 2000
+    assert synthetic["stats"]["errors"] == 0
+    # postings (doc, tf) of every term, norms and term vectors, by external docid
+    assert javaext.compare_indexes(synthetic["stock"], synthetic["fast"]) == []
+
+
+def test_index_compare_sees_a_difference(synthetic, tmp_path):
+    vectors = tmp_path / "v"
+    vectors.mkdir()
+    lines = (synthetic["vectors"] / "part-00000.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    term = next(iter(first["vector"]))
+    first["vector"][term] += 1
+    (vectors / "part-00000.jsonl").write_text("\n".join([json.dumps(first)] + lines[1:]) + "\n")
+    for name in ("part-00001.jsonl", "part-00002.jsonl"):
+        (vectors / name).write_text((synthetic["vectors"] / name).read_text())
+    javaext.fast_index(vectors, tmp_path / "changed", threads=1, store_docvectors=False)
+    diffs = javaext.compare_indexes(synthetic["stock"], tmp_path / "changed")
+    assert any(first["id"] in d and term in d for d in diffs), diffs
+
+
+def test_batch_search_equals_the_stock_search(synthetic):
+    result = _compare_search_in_child(synthetic["stock"], synthetic["fast"], synthetic["queries"], k=100, scale=1.0)
+    assert result["queries"] == 40 and result["hits"] > 1000
+    assert result["mismatched"] == []
+
+
+def test_anserini_search_collection_gives_the_same_run(synthetic, tmp_path):
+    from splade_pyserini.anserini import run_java
+
+    topics = tmp_path / "topics.tsv"
+    with open(topics, "w") as f:
+        for qid, vec in list(synthetic["queries"].items())[:10]:
+            f.write(qid + "\t" + " ".join(t for t, w in vec.items() for _ in range(int(w))) + "\n")
+    runs = []
+    for name in ("stock", "fast"):
+        run = tmp_path / f"{name}.txt"
+        run_java("io.anserini.search.SearchCollection",
+                 ["-index", str(synthetic[name]), "-topics", str(topics), "-topicReader", "TsvString",
+                  "-output", str(run), "-impact", "-pretokenized", "-hits", "100"], quiet=True)
+        runs.append(run.read_text())
+    assert runs[0] and runs[0] == runs[1]
+
+
+def test_float_vectors_with_a_scale_equal_the_prerounded_stock_index(tmp_path):
+    floats, rounded = tmp_path / "floats", tmp_path / "rounded"
+    bench_java.synthetic_vectors(floats, 600, terms=60, max_weight=300, shards=2, seed=5, float_scale=4.0)
+    assert "." in (floats / "part-00000.jsonl").read_text()[:2000]
+    bench_java.round_vectors(floats, rounded, 4.0)
+    bench_java.stock_index(rounded, tmp_path / "stock", threads=2)
+    javaext.fast_index(floats, tmp_path / "fast", scale=4.0, threads=2)
+    assert javaext.compare_indexes(tmp_path / "stock", tmp_path / "fast") == []
+
+    queries = bench_java.synthetic_queries(15, terms=20, seed=6, float_scale=4.0)
+    result = _compare_search_in_child(tmp_path / "stock", tmp_path / "fast", queries, k=50, scale=4.0)
+    assert result["hits"] > 0 and result["mismatched"] == []
+
+
+def test_parquet_shards_index_like_jsonl(synthetic, tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    rows = [json.loads(line) for f in sorted(synthetic["vectors"].glob("*.jsonl")) for line in open(f)]
+    folder = tmp_path / "parquet"
+    folder.mkdir()
+    half = len(rows) // 2
+    for i, (part, compression) in enumerate(((rows[:half], "snappy"), (rows[half:], "zstd"))):
+        table = pa.table({
+            "id": [r["id"] for r in part],
+            "terms": [list(r["vector"]) for r in part],
+            "weights": pa.array([[float(w) for w in r["vector"].values()] for r in part], type=pa.list_(pa.float32())),
+        })
+        pq.write_table(table, folder / f"part-{i}.parquet", compression=compression)
+    javaext.fast_index(folder, tmp_path / "index", threads=2)
+    assert javaext.compare_indexes(synthetic["stock"], tmp_path / "index") == []
+
+
+def test_malformed_line_names_file_and_line(tmp_path):
+    vectors = tmp_path / "bad"
+    vectors.mkdir()
+    (vectors / "part-0.jsonl").write_text('{"id": "a", "vector": {"x": 1}}\n\n{"id": "b", "vector": {"x": 1,}}\n')
+    index = tmp_path / "index"
+    with pytest.raises(SpladeError) as e:
+        javaext.fast_index(vectors, index, threads=1)
+    assert "part-0.jsonl:3:" in str(e.value)
+    assert not index.exists()  # the half-built index was thrown away
+
+
+def test_fractional_weights_need_a_scale(tmp_path):
+    vectors = tmp_path / "v"
+    vectors.mkdir()
+    (vectors / "part-0.jsonl").write_text('{"id": "a", "vector": {"x": 0.37}}\n')
+    with pytest.raises(SpladeError, match=r"part-0\.jsonl:1: .*scale"):
+        javaext.fast_index(vectors, tmp_path / "index", threads=1)
+    stats = javaext.fast_index(vectors, tmp_path / "index", scale=100, threads=1, store_docvectors=False)
+    assert stats["indexed"] == 1
+
+
+def test_metadata_and_hidden_files_are_not_read(tmp_path):
+    vectors = tmp_path / "v"
+    vectors.mkdir()
+    (vectors / "vectors-00000.jsonl").write_text('{"id": "a", "contents": "", "vector": {"x": 2, "y": 1}}\n')
+    (vectors / "encoding.json").write_text(json.dumps({"encoder": "splade-tiny", "scale": 100}, indent=2))
+    (vectors / ".vectors-00001.jsonl.tmp").write_text("partial garbage\n")
+    assert [p.name for p in javaext.shard_files(vectors)] == ["vectors-00000.jsonl"]
+    stats = javaext.fast_index(vectors, tmp_path / "index", threads=1)
+    assert stats["indexed"] == 1 and stats["errors"] == 0
+
+
+def test_no_shards_is_an_error(tmp_path):
+    with pytest.raises(SpladeError, match="no vector shards"):
+        javaext.fast_index(tmp_path, tmp_path / "index")
+
+
+def test_extension_jar_is_cached():
+    jar = javaext.extension_jar()
+    assert jar is not None and jar.is_file()
+    assert jar.parent == javaext.cache_dir()
+    assert javaext.build() == jar  # same sources, same Anserini: no rebuild
+
+
+@pytest.mark.skipif(not (SHARED / "collections" / "cranfield").is_dir(), reason="needs ../shared/collections")
+def test_cranfield_bag_of_words_vectors(tmp_path):
+    """Real text: Cranfield documents and queries as bag-of-words vectors (term counts)."""
+    import re
+    from collections import Counter
+
+    folder = SHARED / "collections" / "cranfield"
+    vectors = tmp_path / "vectors"
+    vectors.mkdir()
+    with open(folder / "corpus.jsonl") as fin, open(vectors / "part-0.jsonl", "w") as fout:
+        for line in fin:
+            doc = json.loads(line)
+            counts = Counter(re.findall(r"\w+", f"{doc.get('title', '')} {doc.get('text', '')}".lower()))
+            fout.write(json.dumps({"id": doc["_id"], "contents": "", "vector": dict(counts)}) + "\n")
+    queries = {}
+    with open(folder / "queries.jsonl") as f:
+        for line in f:
+            q = json.loads(line)
+            queries[q["_id"]] = dict(Counter(re.findall(r"\w+", q["text"].lower())))
+    bench_java.stock_index(vectors, tmp_path / "stock", threads=1)
+    javaext.fast_index(vectors, tmp_path / "fast", threads=1)
+    assert javaext.compare_indexes(tmp_path / "stock", tmp_path / "fast") == []
+    result = _compare_search_in_child(tmp_path / "stock", tmp_path / "fast", queries, k=200, scale=1.0)
+    assert result["queries"] == len(queries) and result["mismatched"] == []
