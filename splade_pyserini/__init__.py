@@ -21,6 +21,9 @@ _LAZY = {
     "read_qrels": ("runs", "read_qrels"),
     "read_run": ("runs", "read_run"),
     "SpladeError": ("errors", "SpladeError"),
+    "SparseVector": ("sparse_vector", "SparseVector"),
+    "as_vectors": ("sparse_vector", "as_vectors"),
+    "explain": ("explain", "explain"),
 }
 
 __all__ = ["__version__", *_LAZY]

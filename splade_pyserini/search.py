@@ -85,6 +85,12 @@ class SpladeSearcher:
     def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
         return self.batch_search([query], ["q"], k)["q"]
 
+    def explain(self, query, docid: str, all_terms: bool = False):
+        """Per-term contributions ``(term, query weight, document tf, product)`` of a hit; they sum to its score."""
+        from .explain import explain
+
+        return explain(self, query, docid, all_terms)
+
     def batch_search(self, queries: Sequence[str], qids: Sequence[str], k: int = 10, threads: int = 1) -> dict[str, list[tuple[str, float]]]:
         if len(queries) != len(qids):
             raise SpladeError(f"{len(queries)} queries but {len(qids)} query ids.")
