@@ -16,7 +16,8 @@ import sys
 from .errors import SpladeError
 
 # Modules that register further subcommands with add_commands(subparsers).
-_EXTENSIONS = ("splade_pyserini.eval.cli", "splade_pyserini.bench.cli", "splade_pyserini.train.cli")
+_EXTENSIONS = ("splade_pyserini.eval.cli", "splade_pyserini.bench.cli", "splade_pyserini.train.cli",
+               "splade_pyserini.regression")
 
 
 def _device_args(p):

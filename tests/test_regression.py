@@ -1,0 +1,236 @@
+"""Anserini regression configs (splade_pyserini.regression): the committed configs reproduce exactly, stock
+Anserini's own runner accepts them, and a changed expected value fails with a diff naming what differs.
+
+The corpora are the session pipelines' vectors (tests/conftest.py: splade-tiny on Cranfield and Vaswani, encoded as
+the configs' ``splade_pyserini.encode`` line says: ``--shard-size 5000 --device cpu``). Java work runs in
+subprocesses (the CLI, Anserini's classes), so it does not matter what JVM this test session has started.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from splade_pyserini import regression
+from splade_pyserini.errors import SpladeError
+from splade_pyserini.runs import read_qrels, read_run
+
+REPO = Path(__file__).resolve().parents[1]
+REGRESSIONS = REPO / "regressions"
+CONFIGS = {name: REGRESSIONS / f"{name}.splade-tiny.yaml" for name in ("cranfield", "vaswani")}
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "splade_pyserini", "regression", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd or REPO, env={**os.environ, **(env or {})})
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load(CONFIGS[name].read_text())
+
+
+def copy_config(name: str, folder: Path) -> Path:
+    """The committed config and its topics/qrels, copied into ``folder`` (to be edited)."""
+    data = load(name)
+    (folder / regression.TOPICS_DIR).mkdir(parents=True, exist_ok=True)
+    for t in data["topics"]:
+        for f in (t["path"], t["qrel"]):
+            shutil.copy(REGRESSIONS / regression.TOPICS_DIR / f, folder / regression.TOPICS_DIR / f)
+    target = folder / CONFIGS[name].name
+    shutil.copy(CONFIGS[name], target)
+    return target
+
+
+# --- the committed files -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_committed_config_follows_anserini_schema(name):
+    d = load(name)
+    assert d["collection_class"] == "JsonVectorCollection"
+    assert d["generator_class"] == "DefaultLuceneDocumentGenerator"
+    assert d["index_options"].split()[:2] == ["-impact", "-pretokenized"]
+    assert isinstance(d["index_threads"], int) and d["corpus_path"] == f"collections/splade-tiny/{name}"
+    assert set(d["index_stats"]) == {"documents", "documents (non-empty)", "total terms"}
+    assert d["index_stats"]["documents"] == {"cranfield": 1400, "vaswani": 11429}[name]
+    for m in d["metrics"]:
+        assert m["command"] == "bin/trec_eval" and m["params"].startswith("-c -m ")
+        assert m["separator"] == "\t" and m["parse_index"] == 2 and m["metric_precision"] == 4
+    assert [m["metric"] for m in d["metrics"]] == ["MAP", "nDCG@10", "R@100", "R@1000"]
+    assert d["topic_reader"] == "TsvInt"
+    (topic,) = d["topics"]
+    assert set(topic) == {"name", "id", "path", "qrel"}
+    (model,) = d["models"]
+    assert model["params"] == "-impact -pretokenized -hits 1000"
+    assert set(model["results"]) == {m["metric"] for m in d["metrics"]}
+    assert all(len(v) == 1 and 0 < v[0] <= 1 for v in model["results"].values())
+    # small files only: no vectors, no index
+    files = [p for p in REGRESSIONS.rglob("*") if p.is_file()]
+    assert all(p.stat().st_size < 300_000 for p in files), [(p.name, p.stat().st_size) for p in files]
+
+
+def test_committed_topics_are_the_encoders_quantized_queries(cranfield, tiny_encoder):
+    d = load("cranfield")
+    topics = regression.read_pre_encoded_topics(REGRESSIONS / regression.TOPICS_DIR / d["topics"][0]["path"])
+    queries = [json.loads(line) for line in open(cranfield / "queries.jsonl")]
+    assert len(topics) == len(queries) == 225
+    picked = queries[:6] + queries[-3:]
+    expected = tiny_encoder.quantized_queries([q["text"] for q in picked])
+    for q, weights in zip(picked, expected):
+        assert topics[q["_id"]] == weights
+    # the raw format: tokens repeated `weight` times, whitespace-separated, after the id and a tab
+    with gzip.open(REGRESSIONS / regression.TOPICS_DIR / d["topics"][0]["path"], "rt") as f:
+        qid, _, body = f.readline().rstrip("\n").partition("\t")
+    token, weight = next(iter(expected[0].items()))
+    assert qid == picked[0]["_id"] and body.split()[:weight] == [token] * weight
+    qrels = read_qrels(REGRESSIONS / regression.TOPICS_DIR / d["topics"][0]["qrel"])
+    assert qrels == read_qrels(cranfield)
+
+
+# --- run: exact reproduction ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["cranfield", "vaswani"])
+def test_run_reproduces_the_committed_config(name, request, tmp_path):
+    pipeline = request.getfixturevalue(f"{name}_pipeline")
+    report = tmp_path / "report.json"
+    proc = cli("run", CONFIGS[name], "--corpus-path", pipeline["vectors"], "--work-dir", tmp_path / "work",
+               "--json", report)
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    result = json.loads(report.read_text())
+    assert result["ok"] and all(c["ok"] for c in result["checks"])
+    assert {c["name"] for c in result["checks"] if c["kind"] == "stat"} == {"documents", "documents (non-empty)",
+                                                                             "total terms"}
+    assert len([c for c in result["checks"] if c["kind"] == "metric"]) == 4
+    # SearchCollection on the pre-encoded topics returns what `splade-pyserini search` returned
+    (run_path,) = result["runs"].values()
+    ours, theirs = read_run(run_path), read_run(pipeline["run"])
+    assert ours.keys() == theirs.keys()
+    assert all(ours[q] == theirs[q] for q in ours)
+
+
+def test_changed_expected_values_fail_with_a_readable_diff(cranfield_pipeline, tmp_path):
+    config = copy_config("cranfield", tmp_path)
+    d = yaml.safe_load(config.read_text())
+    expected = d["models"][0]["results"]["nDCG@10"][0]
+    wrong = round(expected + 0.0123, 4)
+    terms = d["index_stats"]["total terms"]
+    text = config.read_text()
+    text = text.replace(f"      nDCG@10:\n        - {expected:.4f}", f"      nDCG@10:\n        - {wrong:.4f}")
+    text = text.replace(f"  total terms: {terms}", f"  total terms: {terms + 1}")
+    assert text != config.read_text()
+    config.write_text(text)
+    proc = cli("run", config, "--index", cranfield_pipeline["index"])
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAILED: 2 of 7 checks differ" in proc.stderr
+    line = next(ln for ln in proc.stderr.splitlines() if "nDCG@10" in ln)
+    assert "topics 'cranfield'" in line and f"expected {wrong:.4f}" in line and f"actual {expected:.4f}" in line
+    line = next(ln for ln in proc.stderr.splitlines() if "total terms" in ln)
+    assert f"expected {terms + 1}" in line and f"actual {terms}" in line
+    assert "[OK  ] MAP on topics 'cranfield'" in proc.stdout
+
+
+# --- stock Anserini accepts the exported config -------------------------------------------------------------------
+def test_anserinis_own_runner_reproduces_the_committed_config(cranfield_pipeline, tmp_path):
+    """ReproduceFromDocumentCollection reads the YAML (Jackson), builds the IndexCollection / IndexReaderUtils /
+    SearchCollection / trec_eval commands from its fields, and verifies stats and metrics."""
+    work = tmp_path / "anserini"
+    proc = cli("run", CONFIGS["cranfield"], "--runner", "anserini", "--corpus-path", cranfield_pipeline["vectors"],
+               "--work-dir", work, "--json", tmp_path / "report.json", "--verbose")
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
+    log = proc.stderr
+    assert "Index statistics successfully verified!" in log
+    assert "io.anserini.index.IndexCollection -collection JsonVectorCollection" in log
+    assert "-topicReader TsvInt" in log and "-impact -pretokenized -hits 1000" in log
+    checks = json.loads((tmp_path / "report.json").read_text())["checks"]
+    metrics = [c for c in checks if c["kind"] == "metric"]
+    assert len(metrics) == 4 and all(c["ok"] and c["actual"] == c["expected"] for c in metrics)
+    assert list((work / "runs").glob("run.*.txt")) and (work / "indexes").is_dir()
+
+
+def test_anserinis_splade_configs_load_and_need_their_corpus(tmp_path):
+    names = regression.anserini_configs("splade")
+    assert "dl20-passage.splade-v3.onnx" in names
+    for name in names:
+        cfg = regression.load_config(name)
+        assert cfg.data["collection_class"] == "JsonVectorCollection"
+    proc = cli("run", "dl20-passage.splade-v3.onnx", "--corpus-root", tmp_path, cwd=tmp_path,
+               env={"PYSERINI_CACHE": str(tmp_path / "cache")})
+    assert proc.returncode == 2
+    assert "corpus 'msmarco-passage-splade-v3'" in proc.stderr and "is missing" in proc.stderr
+    assert "download https://" in proc.stderr and "--corpus-path" in proc.stderr
+    proc = cli("run", CONFIGS["cranfield"], "--corpus-root", tmp_path, cwd=tmp_path)
+    assert proc.returncode == 2 and "splade-pyserini encode --encoder splade-tiny" in proc.stderr
+
+
+# --- export --------------------------------------------------------------------------------------------------------
+def test_export_writes_the_committed_config_again(cranfield_pipeline, cranfield, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "splade_pyserini", "regression", "export", "--encoder", "splade-tiny",
+                           "--collection", str(cranfield), "--vectors", str(cranfield_pipeline["vectors"]),
+                           "--index", str(cranfield_pipeline["index"]), "--output", str(tmp_path), "--device", "cpu",
+                           "--topics-name", "Cranfield (225 queries)"],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    written = tmp_path / CONFIGS["cranfield"].name
+    assert written.read_text() == CONFIGS["cranfield"].read_text()
+    for f in (REGRESSIONS / regression.TOPICS_DIR).glob("*cranfield*"):
+        assert (tmp_path / regression.TOPICS_DIR / f.name).read_bytes() == f.read_bytes(), f.name
+
+
+def test_export_fast_without_the_extension_is_a_clear_error(tiny_encoder, cranfield, tmp_path, monkeypatch):
+    from splade_pyserini import javaext
+
+    monkeypatch.setattr(javaext, "extension_jar", lambda: None)
+    with pytest.raises(SpladeError, match="extension is unavailable"):
+        regression.export_regression(tiny_encoder, cranfield, output=tmp_path, fast=True)
+    assert not list(tmp_path.iterdir())
+
+
+def test_fast_config_names_the_extension_and_reproduces(cranfield_pipeline, tmp_path):
+    from splade_pyserini import javaext
+
+    if javaext.extension_jar() is None:
+        pytest.skip("no javac >= 21 to build the Java extension")
+    config = copy_config("cranfield", tmp_path)
+    text = config.read_text().replace("collection_class: JsonVectorCollection",
+                                      f"collection_class: {javaext.COLLECTION}")
+    text = text.replace("generator_class: DefaultLuceneDocumentGenerator", f"generator_class: {javaext.GENERATOR}")
+    config.write_text(text)
+    proc = cli("run", config, "--corpus-path", cranfield_pipeline["vectors"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    assert proc.stdout.count("[OK  ]") == 7
+
+
+# --- pieces --------------------------------------------------------------------------------------------------------
+def test_metric_names_map_to_trec_eval():
+    m = regression.trec_eval_metric
+    assert m("ndcg@10")["params"] == "-c -m ndcg_cut.10" and m("ndcg@10")["metric"] == "nDCG@10"
+    assert m("map")["params"] == "-c -m map" and m("recall@1000")["metric"] == "R@1000"
+    assert m("mrr@10")["params"] == "-c -M 10 -m recip_rank" and m("p@5")["params"] == "-c -m P.5"
+    assert m("-c -m bpref")["metric"] == "bpref"
+    with pytest.raises(SpladeError):
+        m("ndcg")
+    with pytest.raises(SpladeError):
+        m("bleu@4")
+
+
+def test_topic_lines_repeat_tokens_and_round_trip(tmp_path):
+    lines = regression.topics_lines(["1", "2", "3"], [{"flow": 3, "##ing": 1}, {}, {"a": 2}])
+    assert lines == ["1\tflow flow flow ##ing", "3\ta a"]
+    path = tmp_path / "t.tsv.gz"
+    regression._write_gzip_text(path, "".join(ln + "\n" for ln in lines))
+    assert regression.read_pre_encoded_topics(path) == {"1": {"flow": 3, "##ing": 1}, "3": {"a": 2}}
+    with pytest.raises(SpladeError):
+        regression.topics_lines(["1"], [{"a b": 1}])
+    assert regression._topic_reader(["1", "22"]) == "TsvInt"
+    assert regression._topic_reader(["1", "007"]) == "TsvString"
+    assert regression.round_half_up(0.37165, 4) == pytest.approx(0.3717)
+
+
+def test_format_config_reads_back_as_the_same_data():
+    d = load("vaswani")
+    assert yaml.safe_load(regression.format_config(d)) == d
