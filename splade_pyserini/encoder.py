@@ -272,22 +272,14 @@ class SpladeEncoder:
         empty = [i for i, t in enumerate(texts) if not str(t).strip()]
         if empty:
             raise SpladeError(f"query #{empty[0] + 1} is empty; give every query some text.")
-        import torch
-
         scale = self.card.scale if scale is None else scale
         vocab, out = self.vocab, []
-        threads = torch.get_num_threads()
-        if self.device == "cpu" and batch_size == 1:
-            torch.set_num_threads(1)  # one short text: thread start-up costs more than it saves (measured ~6x)
-        try:
-            for start in range(0, len(texts), max(1, batch_size)):
-                batch = self.encode(list(texts[start:start + max(1, batch_size)]), "query")
-                q = quantize(batch.weights, scale)
-                for i in range(len(batch)):
-                    a, b = batch.offsets[i], batch.offsets[i + 1]
-                    out.append({vocab[t]: int(w) for t, w in zip(batch.terms[a:b].tolist(), q[a:b].tolist()) if w})
-        finally:
-            torch.set_num_threads(threads)
+        for start in range(0, len(texts), max(1, batch_size)):
+            batch = self.encode(list(texts[start:start + max(1, batch_size)]), "query")
+            q = quantize(batch.weights, scale)
+            for i in range(len(batch)):
+                a, b = batch.offsets[i], batch.offsets[i + 1]
+                out.append({vocab[t]: int(w) for t, w in zip(batch.terms[a:b].tolist(), q[a:b].tolist()) if w})
         return out
 
 
