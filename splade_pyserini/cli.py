@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topics", required=True, help="BEIR folder, queries.jsonl, TSV or TREC topic file")
     p.add_argument("--output", required=True)
     p.add_argument("--hits", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=None, help="search threads (default: one per core)")
     p.add_argument("--batch-size", type=int, default=256, help="queries encoded and searched together")
     p.add_argument("--scale", type=float, default=None, help="override the card's quantisation scale")
     _device_args(p)

@@ -136,6 +136,11 @@ class SpladeEncoder:
             self._head_matmul = lambda h: torch.from_numpy(np.matmul(h.numpy(), weight_t))
         if compile:
             self._forward = torch.compile(splade_max, dynamic=True)
+        from .query_encoder import OneTextForward
+
+        # Queries: each text alone through a lean forward pass (see query_encoder), on one thread per query.
+        self._one_text = OneTextForward(self.model) if OneTextForward.supports(self.model) else None
+        self.query_workers = None  # None: one per core
         vocab = self.tokenizer.get_vocab()
         self.vocab = [None] * len(vocab)
         for token, idx in vocab.items():
@@ -213,13 +218,58 @@ class SpladeEncoder:
         bow[:, torch.as_tensor(self.special_ids, device=self.device)] = 0.0
         return bow
 
+    def _one_query(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(term ids, float32 weights) of one unpadded query, computed alone (no padding, no batch)."""
+        import torch
+
+        with torch.inference_mode():
+            parts = mlm_head(self.model)
+            if parts is None:  # unknown architecture: the model's own forward and full logits
+                logits = self.model(input_ids=torch.as_tensor([list(ids)], device=self.device)).logits[0]
+                w = torch.log1p(torch.relu(logits.amax(dim=0))).float()
+            else:
+                transform, weight, bias = parts
+                if self._one_text is not None:
+                    hidden = self._one_text(ids)
+                else:
+                    hidden = self.model.base_model(
+                        input_ids=torch.as_tensor([list(ids)], device=self.device)).last_hidden_state[0]
+                h = transform(hidden)
+                logits = torch.matmul(h, weight.t()) if self._head_matmul is None else self._head_matmul(h)
+                w = torch.log1p(torch.relu(logits.amax(dim=0) + bias)).float()
+            if self.card.variant == "lexical":  # weights only on the query's own (non-special) tokens
+                own = np.setdiff1d(np.asarray(ids, dtype=np.int64), self.special_ids)
+                keep = torch.zeros_like(w)
+                keep[torch.as_tensor(own, device=w.device)] = 1.0
+                w = w * keep
+            cols = torch.nonzero(w, as_tuple=True)[0]
+            return cols.to(torch.int32).cpu().numpy(), w[cols].cpu().numpy()
+
+    def _encode_queries_ids(self, ids: list[list[int]]) -> SparseBatch:
+        from .query_encoder import map_one_text
+
+        rows = map_one_text(self._one_query, ids, workers=self.query_workers,
+                            parallel=not self.device.startswith("cuda"))
+        counts = np.fromiter((len(t) for t, _ in rows), dtype=np.int64, count=len(rows))
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        terms = np.concatenate([t for t, _ in rows]) if rows else np.zeros(0, np.int32)
+        weights = np.concatenate([w for _, w in rows]) if rows else np.zeros(0, np.float32)
+        return SparseBatch(offsets, terms.astype(np.int32, copy=False), weights.astype(np.float32, copy=False))
+
     def encode_ids(self, ids: list[list[int]], kind: str = "document", prepared=None) -> SparseBatch:
-        """Sparse vectors for pre-tokenised texts, in the given order (``prepared``: from :meth:`prepare`)."""
+        """Sparse vectors for pre-tokenised texts, in the given order (``prepared``: from :meth:`prepare`).
+
+        Documents go through length-sorted padded batches; queries are encoded one by one (see
+        :mod:`splade_pyserini.query_encoder`), so a query's weights never depend on the other queries.
+        """
         n = len(ids)
         if n == 0:
             return SparseBatch(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
         if kind == "query" and self.card.variant == "doc":
             return self._to_sparse(self._bag_of_words(ids))
+        if kind == "query":
+            return self._encode_queries_ids(ids)
         parts: list[tuple[np.ndarray, SparseBatch]] = []
         for idx, input_ids, mask in (prepared if prepared is not None else self.prepare(ids)):
             w = self._weights(input_ids, mask)
@@ -263,23 +313,22 @@ class SpladeEncoder:
             return _as_vectors(self, texts, "query")
         return self.to_dicts(self.encode(texts, "query"))
 
-    def quantized_queries(self, texts: Sequence[str], scale: float | None = None, batch_size: int = 1) -> list[dict[str, int]]:
+    def quantized_queries(self, texts: Sequence[str], scale: float | None = None) -> list[dict[str, int]]:
         """``[{token: int weight}]`` per query, ``round(w * scale)`` with zeros dropped, as searched.
 
-        ``batch_size=1`` (the default) encodes each query alone, so its weights never depend on which other
-        queries shared its batch (padding changes float summation order and can flip a rounding).
+        Each query is encoded alone on one thread (several at once, one per core), so its weights depend neither
+        on the other queries nor on the machine's thread count.
         """
         empty = [i for i, t in enumerate(texts) if not str(t).strip()]
         if empty:
             raise SpladeError(f"query #{empty[0] + 1} is empty; give every query some text.")
         scale = self.card.scale if scale is None else scale
+        batch = self.encode(list(texts), "query")
+        q = quantize(batch.weights, scale)
         vocab, out = self.vocab, []
-        for start in range(0, len(texts), max(1, batch_size)):
-            batch = self.encode(list(texts[start:start + max(1, batch_size)]), "query")
-            q = quantize(batch.weights, scale)
-            for i in range(len(batch)):
-                a, b = batch.offsets[i], batch.offsets[i + 1]
-                out.append({vocab[t]: int(w) for t, w in zip(batch.terms[a:b].tolist(), q[a:b].tolist()) if w})
+        for i in range(len(batch)):
+            a, b = batch.offsets[i], batch.offsets[i + 1]
+            out.append({vocab[t]: int(w) for t, w in zip(batch.terms[a:b].tolist(), q[a:b].tolist()) if w})
         return out
 
 

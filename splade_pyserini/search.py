@@ -42,7 +42,7 @@ class SpladeSearcher:
     """Search a SPLADE impact index: ``search(query, k)`` and ``batch_search(queries, qids, k, threads)``."""
 
     def __init__(self, index_dir: str | os.PathLike, encoder: str | SpladeEncoder, device: str = "auto",
-                 query_batch_size: int = 1, fast: bool = True):
+                 fast: bool = True):
         from .anserini import autoclass
 
         index_dir = Path(index_dir)
@@ -52,10 +52,8 @@ class SpladeSearcher:
         self.index_meta = check_compatible(index_dir, self.encoder)
         self.scale = self.encoder.card.scale
         self.index_dir = index_dir
-        # Queries are encoded one at a time by default: padding a query into a batch changes the floating-point
-        # summation order, which can flip a weight across a rounding boundary. One at a time, a query gets the
-        # same integer weights here, in Pyserini's searcher (through the plugin) and in an interactive search().
-        self.query_batch_size = max(1, int(query_batch_size))
+        # The encoder encodes each query alone (see query_encoder), so a query gets the same integer weights
+        # here, in Pyserini's searcher (through the plugin) and in an interactive search().
         self._batch = None
         if fast:
             from .javaext import BatchSearcher, enable
@@ -70,7 +68,7 @@ class SpladeSearcher:
 
     def encode_queries(self, queries: Sequence[str]) -> list[dict[str, int]]:
         """Integer query weights, quantised exactly like the index's document weights (zeros dropped)."""
-        return self.encoder.quantized_queries(queries, self.scale, self.query_batch_size)
+        return self.encoder.quantized_queries(queries, self.scale)
 
     def _jquery(self, weights: dict[str, int]):
         jq = self._HashMap()
@@ -83,7 +81,7 @@ class SpladeSearcher:
         return [(h.docid, float(h.score)) for h in scored_docs]
 
     def search(self, query: str, k: int = 10) -> list[tuple[str, float]]:
-        return self.batch_search([query], ["q"], k)["q"]
+        return self.batch_search([query], ["q"], k, threads=1)["q"]
 
     def explain(self, query, docid: str, all_terms: bool = False):
         """Per-term contributions ``(term, query weight, document tf, product)`` of a hit; they sum to its score."""
@@ -91,7 +89,12 @@ class SpladeSearcher:
 
         return explain(self, query, docid, all_terms)
 
-    def batch_search(self, queries: Sequence[str], qids: Sequence[str], k: int = 10, threads: int = 1) -> dict[str, list[tuple[str, float]]]:
+    def batch_search(self, queries: Sequence[str], qids: Sequence[str], k: int = 10,
+                     threads: int | None = None) -> dict[str, list[tuple[str, float]]]:
+        """Encode and search ``queries``; ``threads`` search threads (default: one per core)."""
+        from .query_encoder import default_workers
+
+        threads = default_workers() if threads is None else threads
         if len(queries) != len(qids):
             raise SpladeError(f"{len(queries)} queries but {len(qids)} query ids.")
         encoded = self.encode_queries(queries)
@@ -115,7 +118,7 @@ class SpladeSearcher:
 
 
 def search_topics(index_dir: str | os.PathLike, encoder: str | SpladeEncoder, topics: str | os.PathLike,
-                  output: str | os.PathLike, hits: int = 1000, threads: int = 1, batch_size: int = 256,
+                  output: str | os.PathLike, hits: int = 1000, threads: int | None = None, batch_size: int = 256,
                   device: str = "auto", progress: bool = True) -> dict[str, list[tuple[str, float]]]:
     """Search every query of ``topics`` and write a TREC run to ``output`` (atomically)."""
     from tqdm import tqdm

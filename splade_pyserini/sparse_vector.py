@@ -234,7 +234,7 @@ def as_vectors(encoder, texts: Sequence[str], kind: str = "document", quantized:
                labels: Sequence[str] | None = None) -> list[SparseVector]:
     """Encode ``texts`` with a :class:`~splade_pyserini.encoder.SpladeEncoder` into :class:`SparseVector` objects.
 
-    Queries are encoded one at a time, as :meth:`SpladeEncoder.quantized_queries` and the searcher do, so their
+    Queries are encoded each alone, as :meth:`SpladeEncoder.quantized_queries` and the searcher do, so their
     weights are exactly the searched ones; ``quantized=True`` gives the integer weights ``round(w × card.scale)``.
     Each vector knows the text's own tokens (after truncation, special tokens left out), so the expansion terms
     can be marked.
@@ -247,14 +247,8 @@ def as_vectors(encoder, texts: Sequence[str], kind: str = "document", quantized:
     card = encoder.card
     max_length = card.doc_max_length if kind == "document" else card.query_max_length
     ids = encoder.tokenize(texts, max_length)
-    if kind == "query":
-        rows = []
-        for one in ids:
-            batch = encoder.encode_ids([one], "query")
-            rows.append(batch.row(0))
-    else:
-        batch = encoder.encode_ids(ids, "document")
-        rows = [batch.row(i) for i in range(len(batch))]
+    batch = encoder.encode_ids(ids, kind)
+    rows = [batch.row(i) for i in range(len(batch))]
     special = {int(s) for s in getattr(encoder, "special_ids", [])}
     out = []
     for i, (terms, weights) in enumerate(rows):
