@@ -102,3 +102,52 @@ def test_vaswani_effectiveness_matches_pyserini_encoders(vaswani_pipeline, vaswa
     scores = evaluate(read_qrels(vaswani), {"splade": read_run(vaswani_pipeline["run"])}, ["ndcg@10", "map", "recall@1000"])
     assert abs(scores["splade"]["ndcg@10"] - 0.3717) <= 0.02, scores
     assert abs(scores["splade"]["map"] - 0.2387) <= 0.02, scores
+
+
+def test_pyserini_plugin_searches_through_the_extension(cranfield_pipeline, cranfield, tmp_path):
+    """The patched LuceneImpactSearcher answers search() and batch_search() with one JNI call per batch, and its
+    hits equal Pyserini's own per-term path with the same encoder; the batched CLI gives our run too."""
+    from splade_pyserini import javaext
+
+    if javaext.extension_jar() is None:
+        pytest.skip("no javac >= 21: the extension cannot be built")
+    topics = write_tsv_topics(cranfield, tmp_path / "topics.tsv", limit=30)
+    script = f"""
+import json
+from pyserini.search.lucene import LuceneImpactSearcher
+from splade_pyserini.pyserini_plugin import Hit
+from splade_pyserini.topics import read_topics
+topics = read_topics({str(topics)!r})
+s = LuceneImpactSearcher({str(cranfield_pipeline["index"])!r}, "splade-tiny")
+assert s._splade_batch is not None, "the extension is used"
+qids = list(topics)
+fast_one = {{q: [(h.docid, h.score) for h in s.search(topics[q], 50)] for q in qids[:10]}}
+fast_batch = s.batch_search([topics[q] for q in qids], qids, 50, 2)
+assert all(isinstance(h, Hit) for hits in fast_batch.values() for h in hits)
+first = fast_batch[qids[0]][0]
+raw = first.lucene_document.get("id") == first.docid
+batch = s._splade_batch
+s._splade_batch = None  # Pyserini's own path, the same encoder
+slow_one = {{q: [(h.docid, h.score) for h in s.search(topics[q], 50)] for q in qids[:10]}}
+slow_batch = s.batch_search([topics[q] for q in qids], qids, 50, 2)
+s._splade_batch = batch
+s.close()
+print(json.dumps({{"one": fast_one == slow_one,
+                   "batch": all([(h.docid, h.score) for h in fast_batch[q]] == [(h.docid, h.score) for h in slow_batch[q]]
+                                for q in qids),
+                   "hits": sum(len(v) for v in fast_batch.values()), "raw": bool(raw)}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"one": True, "batch": True, "hits": 30 * 50, "raw": True}
+
+    ours, plugin = tmp_path / "ours.txt", tmp_path / "plugin.txt"
+    bin_dir = os.path.dirname(sys.executable)
+    subprocess.run([os.path.join(bin_dir, "splade-pyserini"), "search", "--index", str(cranfield_pipeline["index"]),
+                    "--encoder", "splade-tiny", "--topics", str(topics), "--output", str(ours), "--hits", "100"],
+                   check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "pyserini.search.lucene", "--index", str(cranfield_pipeline["index"]),
+                    "--topics", str(topics), "--encoder", "splade-tiny", "--impact", "--output", str(plugin),
+                    "--hits", "100", "--batch-size", "8", "--threads", "2"], check=True, capture_output=True)
+    assert [line.split()[:5] for line in open(ours)] == [line.split()[:5] for line in open(plugin)]

@@ -33,14 +33,14 @@ def _index(args) -> int:
 
 
 def _search(args) -> int:
-    from ..encoder import load_encoder
     from ..topics import read_topics
     from .index_search import bench_search
 
-    encoder = load_encoder(args.encoder, device=args.device)
-    topics = read_topics(args.topics)
-    bench_search(args.index, lambda texts: encoder.quantized_queries(texts), topics=topics, k=args.hits,
-                 threads=args.threads, scale=1.0)
+    result = bench_search(args.index, args.encoder, read_topics(args.topics), k=args.hits, threads=args.threads,
+                          max_queries=args.limit)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
     return 0
 
 
@@ -72,13 +72,14 @@ def add_commands(subparsers) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=_index)
 
-    p = sub.add_parser("search", help="search throughput: one-call batch search vs Pyserini's LuceneImpactSearcher")
-    p.add_argument("--index", required=True)
+    p = sub.add_parser("search", help="topics encoded + searched: this package vs Pyserini's LuceneImpactSearcher")
+    p.add_argument("--index", required=True, help="an index built by `splade-pyserini index` with --encoder")
     p.add_argument("--encoder", required=True)
-    p.add_argument("--topics", required=True)
+    p.add_argument("--topics", required=True, help="BEIR folder, queries.jsonl or TSV")
     p.add_argument("--hits", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None, help="default: one per core")
+    p.add_argument("--limit", type=int, default=None, help="only the first N topics")
+    p.add_argument("--json", default=None, help="also write the numbers to this file")
     p.set_defaults(func=_search)
 
     from ..train.cli import add_bench_parser

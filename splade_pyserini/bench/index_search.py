@@ -3,8 +3,10 @@
 * :func:`bench_index`: stock ``JsonVectorCollection`` + ``DefaultLuceneDocumentGenerator`` versus the extension's
   ``SpladeVectorCollection`` + ``SpladeImpactGenerator`` (both ``-impact -pretokenized -storeDocvectors``, same
   threads), on given vectors and on a synthetic SPLADE-like corpus; last line ``ratio_vs_stock=<x>``.
-* :func:`bench_search`: Pyserini's ``LuceneImpactSearcher`` (one JNI call per query term and per hit field) versus
-  :class:`~splade_pyserini.javaext.BatchSearcher` (one call per batch); last line ``ratio_vs_pyserini=<x>``.
+* :func:`bench_search`: query encoding + search of whole topic sets, Pyserini's ``LuceneImpactSearcher`` with its
+  own ``SpladeQueryEncoder`` (one JNI call per query term and per hit field) versus
+  :class:`~splade_pyserini.search.SpladeSearcher` (queries encoded in parallel, one JNI call per batch);
+  last line ``ratio_vs_pyserini=<x>``.
 
 Also helpers shared with the tests: :func:`synthetic_vectors`, :func:`synthetic_queries`, :func:`stock_index`,
 :func:`compare_search`.
@@ -316,69 +318,116 @@ def compare_search(stock_index_dir: str | os.PathLike, fast_index_dir: str | os.
     return {"queries": len(qids), "hits": hits, "mismatched": mismatched}
 
 
-def bench_search(index_dir: str | os.PathLike, queries: Mapping[str, Vector] | Callable[[list[str]], list[Vector]],
-                 topics: Mapping[str, str] | None = None, k: int = 1000, threads: int = 2, scale: float = 1.0,
-                 max_queries: int | None = None) -> dict:
-    """Time Pyserini's per-query impact search versus the extension's one-call batch search on ``index_dir``.
+def _pyserini_query_encoder(encoder, work: Path):
+    """Pyserini 2.3's own ``SpladeQueryEncoder`` on the very same weights (a ``pytorch_model.bin`` copy, which is
+    what Pyserini loads)."""
+    from pyserini.encode import SpladeQueryEncoder
 
-    ``queries``: ``{qid: {term: weight}}``, or an encoder ``f(texts) -> [{term: weight}]`` applied to ``topics``
-    (``{qid: text}``) beforehand (encoding is not timed). Weights are quantised with ``scale`` (1 for integer
-    weights). Pyserini's path: ``LuceneImpactSearcher.search`` query by query (its start-up, which computes the idf
-    of every index term, is timed apart), and each hit's docid and score read from Java. Prints a table and
-    ``ratio_vs_pyserini=<x>`` (Pyserini's search time over the batch search time with ``threads`` threads).
+    from .encode import _pyserini_model_dir
+
+    return SpladeQueryEncoder(str(_pyserini_model_dir(encoder, work / "pyserini-model")), device="cpu")
+
+
+def _overlap(a: list, b: list) -> float:
+    return len({d for d, _ in a} & {d for d, _ in b}) / max(1, len(a), len(b))
+
+
+def bench_search(index_dir: str | os.PathLike, encoder, topics: Mapping[str, str], k: int = 1000,
+                 threads: int | None = None, max_queries: int | None = None, warmup: int = 20,
+                 work_dir: str | os.PathLike | None = None) -> dict:
+    """Time query encoding + search of every topic, Pyserini's way versus this package's, on ``index_dir``.
+
+    * Pyserini: ``LuceneImpactSearcher`` with Pyserini 2.3's own ``SpladeQueryEncoder`` (same weights), one
+      ``search(text, k)`` per query as ``python -m pyserini.search.lucene --impact`` does by default, reading each
+      hit's docid and score; also its ``batch_search`` with ``threads`` threads.
+    * This package: :class:`~splade_pyserini.search.SpladeSearcher` ``batch_search`` — queries encoded each alone on
+      one thread, several at once, then one JNI call that searches on ``threads`` threads.
+
+    Both paths are warmed up on the first ``warmup`` queries (the JIT compiles Lucene's code), then timed on all
+    of them; Pyserini's start-up (it computes the idf of every index term) is timed apart. Also checked: from the
+    same integer queries, the extension's runs equal Anserini's SimpleImpactSearcher's. Prints a table and
+    ``ratio_vs_pyserini=<x>``: Pyserini's per-query time over this package's, encoding included.
     """
     from .. import javaext
-
-    if callable(queries):
-        if not topics:
-            raise SpladeError("bench_search with an encoder needs topics ({qid: text}).")
-        qids = list(topics)[:max_queries] if max_queries else list(topics)
-        t0 = time.perf_counter()
-        encoded = queries([topics[q] for q in qids])
-        vectors = dict(zip(qids, encoded))
-        print(f"encoded {len(qids)} queries in {time.perf_counter() - t0:.2f}s (not timed below)")
-    else:
-        qids = list(queries)[:max_queries] if max_queries else list(queries)
-        vectors = {q: queries[q] for q in qids}
-    ints = {q: {t: v for t, w in vec.items() if (v := quantize_weight(w, scale)) > 0} for q, vec in vectors.items()}
+    from ..encoder import SpladeEncoder, load_encoder
+    from ..query_encoder import default_workers
+    from ..search import SpladeSearcher
 
     if javaext.enable() is None:
         raise SpladeError("the Java extension is not available (no javac >= 21); nothing to compare.")
+    encoder = encoder if isinstance(encoder, SpladeEncoder) else load_encoder(encoder, device="cpu")
+    threads = threads or default_workers()
+    qids = list(topics)[:max_queries] if max_queries else list(topics)
+    texts = [topics[q] for q in qids]
+    warm = min(warmup, len(qids))
     javaext._start_jvm()
     from pyserini.search.lucene import LuceneImpactSearcher
 
-    t0 = time.perf_counter()
-    pyserini = LuceneImpactSearcher(str(index_dir), _Precomputed(ints))
-    startup = time.perf_counter() - t0
-    batch = javaext.BatchSearcher(index_dir)
-    warm = qids[:50]  # the JIT compiles Lucene's search code on the first queries: warm both paths up first
-    for q in warm:
-        [(h.docid, h.score) for h in pyserini.search(q, k)]
-    batch.search([vectors[q] for q in warm], warm, k=k, threads=threads, scale=scale)
-
-    t0 = time.perf_counter()
-    stock = {q: [(h.docid, h.score) for h in pyserini.search(q, k)] for q in qids}
-    stock_s = time.perf_counter() - t0
-    rows = [{"path": "pyserini LuceneImpactSearcher.search, per query", "threads": 1,
-             "seconds": round(stock_s, 3), "qps": round(len(qids) / stock_s, 1)}]
-    timings = {}
-    for t in sorted({1, threads}):
+    work = Path(tempfile.mkdtemp(prefix="splade-bench-search-", dir=work_dir))
+    try:
+        pys_encoder = _pyserini_query_encoder(encoder, work)
         t0 = time.perf_counter()
-        fast = batch.search([vectors[q] for q in qids], qids, k=k, threads=t, scale=scale)
-        timings[t] = time.perf_counter() - t0
-        rows.append({"path": "javaext.BatchSearcher.search, one call", "threads": t,
-                     "seconds": round(timings[t], 3), "qps": round(len(qids) / timings[t], 1)})
-    batch.close()
-    # Pyserini drops query terms whose idf is 0 (found in every document), which changes the scores; the rankings
-    # must be identical for every other query (terms the index lacks score nothing either way).
-    untouched = [q for q in qids if all(pyserini.idf.get(t, 1.0) > 0 for t in ints[q])]
-    same = sum(1 for q in untouched if stock[q] == fast[q])
-    print(f"{len(qids)} queries, k={k}; Pyserini start-up (idf of every term) {startup:.2f}s not counted; "
-          f"identical rankings: {same}/{len(untouched)} of the queries Pyserini's idf filter left whole "
-          f"({len(qids) - len(untouched)} lost terms found in every document)")
+        pyserini = LuceneImpactSearcher(str(index_dir), pys_encoder)
+        startup = time.perf_counter() - t0
+        ours = SpladeSearcher(index_dir, encoder)
+
+        for text in texts[:warm]:
+            [(h.docid, h.score) for h in pyserini.search(text, k)]
+        ours.batch_search(texts[:warm], qids[:warm], k, threads)
+
+        t0 = time.perf_counter()
+        for text in texts:
+            pys_encoder.encode(text)
+        pys_encode_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pys_run = {q: [(h.docid, h.score) for h in pyserini.search(text, k)] for q, text in zip(qids, texts)}
+        pys_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pys_batch = pyserini.batch_search(texts, qids, k, threads)
+        pys_batch_s = time.perf_counter() - t0
+        del pys_batch
+
+        t0 = time.perf_counter()
+        encoded = ours.encode_queries(texts)
+        enc_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        ours._batch.search(encoded, qids, k, threads, scale=1.0) if ours._batch is not None else None
+        search_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        run = ours.batch_search(texts, qids, k, threads)
+        ours_s = time.perf_counter() - t0
+        ours.close()
+
+        # the search alone, from the same integer queries: the extension equals Anserini's SimpleImpactSearcher
+        same = compare_search(index_dir, index_dir, dict(zip(qids, encoded)), k=k, scale=1.0, threads=threads)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    n = len(qids)
+
+    def row(path, seconds, t):
+        return {"path": path, "threads": t, "seconds": round(seconds, 3), "ms_per_query": round(1000 * seconds / n, 2),
+                "qps": round(n / seconds, 1)}
+
+    rows = [row("pyserini LuceneImpactSearcher.search per query (SpladeQueryEncoder + search)", pys_s, 1),
+            row("  of which pyserini SpladeQueryEncoder.encode", pys_encode_s, 1),
+            row(f"pyserini LuceneImpactSearcher.batch_search", pys_batch_s, threads),
+            row("splade-pyserini SpladeSearcher.batch_search (encode + search)", ours_s, threads),
+            row("  of which query encoding", enc_s, threads),
+            row("  of which search (one JNI call)", search_s, threads)]
+    identical = sum(1 for q in qids if pys_run[q] == run[q])
+    overlap = sum(_overlap(pys_run[q], run[q]) for q in qids) / n
+    print(f"{n} queries, k={k}, {threads} threads, {os.cpu_count()} CPUs; Pyserini start-up (idf of every term) "
+          f"{startup:.2f}s not counted")
+    print(f"same integer queries: extension runs identical to SimpleImpactSearcher's for "
+          f"{same['queries'] - len(same['mismatched'])}/{same['queries']} queries")
+    print(f"vs Pyserini's own encoder (round half to even, full logits): identical rankings {identical}/{n}, "
+          f"mean overlap of the top {k} {overlap:.4f}")
     _print_table(rows)
-    ratio = round(stock_s / timings[threads], 2)
+    ratio = round(pys_s / ours_s, 2)
+    print(f"ms_per_query={1000 * ours_s / n:.2f}")
     print(f"ratio_vs_pyserini={ratio}")
-    return {"rows": rows, "ratio_vs_pyserini": ratio, "identical": same, "comparable": len(untouched),
-            "queries": len(qids),
-            "pyserini_startup_s": round(startup, 3)}
+    return {"rows": rows, "ratio_vs_pyserini": ratio, "ms_per_query": round(1000 * ours_s / n, 3),
+            "ratio_vs_pyserini_batch": round(pys_batch_s / ours_s, 2), "identical_to_simple": same,
+            "identical_vs_pyserini_encoder": identical, "overlap_vs_pyserini_encoder": round(overlap, 4),
+            "queries": n, "threads": threads, "cpus": os.cpu_count(), "pyserini_startup_s": round(startup, 3)}
