@@ -211,3 +211,30 @@ def test_gradient_accumulation_matches_one_big_batch(data_files, tmp_path):
     for a, b in zip(big["history"], acc["history"], strict=True):
         for key in ("loss", "kl", "margin_mse", "l1_q", "grad_norm"):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), (a["step"], key)
+
+
+def test_trained_checkpoint_is_searched_through_the_pyserini_plugin(data_files, tmp_path):
+    """The output folder of a training run is an --encoder at once: encode + index with it here, then
+    `python -m pyserini.search.lucene --impact --encoder <folder>` returns what `splade-pyserini search` does."""
+    from splade_pyserini.encoder import load_encoder
+    from splade_pyserini.index import build_index
+    from splade_pyserini.topics import read_topics
+    from splade_pyserini.train.trainer import make_config, train
+    from splade_pyserini.vectors import encode_corpus
+
+    out = tmp_path / "model"
+    train(make_config(_config(data_files, out, steps=2)))
+    encode_corpus(load_encoder(str(out), device="cpu"), CRANFIELD, tmp_path / "vectors", limit=300, progress=False)
+    meta = build_index(tmp_path / "vectors", tmp_path / "index")
+    assert meta["documents"] == 300 and meta["model"] == str(out.resolve())
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("".join(f"{q}\t{t}\n" for q, t in list(read_topics(CRANFIELD).items())[:15]))
+    ours, plugin = tmp_path / "ours.txt", tmp_path / "plugin.txt"
+    bin_dir = os.path.dirname(sys.executable)
+    _run([os.path.join(bin_dir, "splade-pyserini"), "search", "--index", str(tmp_path / "index"), "--encoder",
+          str(out), "--topics", str(topics), "--output", str(ours), "--hits", "50"], dict(os.environ))
+    _run([sys.executable, "-m", "pyserini.search.lucene", "--index", str(tmp_path / "index"), "--topics", str(topics),
+          "--encoder", str(out), "--impact", "--output", str(plugin), "--hits", "50"], dict(os.environ))
+    a = [line.split()[:5] for line in open(ours)]
+    assert len(a) == 15 * 50
+    assert a == [line.split()[:5] for line in open(plugin)]
