@@ -134,6 +134,9 @@ class SpladeEncoder:
             # BLAS (OpenBLAS) than through torch's (MKL picks slow kernels on AMD): same float32 maths.
             weight_t = np.ascontiguousarray(mlm_head(self.model)[1].detach().numpy().T)
             self._head_matmul = lambda h: torch.from_numpy(np.matmul(h.numpy(), weight_t))
+            self._head_np = (weight_t, mlm_head(self.model)[2].detach().numpy().astype(np.float32))
+        else:
+            self._head_np = None
         if compile:
             self._forward = torch.compile(splade_max, dynamic=True)
         from .query_encoder import OneTextForward
@@ -222,6 +225,16 @@ class SpladeEncoder:
         """(term ids, float32 weights) of one unpadded query, computed alone (no padding, no batch)."""
         import torch
 
+        if self._head_np is not None and self._one_text is not None:  # CPU, fp32: the lean path
+            weight_t, bias = self._head_np
+            with torch.inference_mode():
+                h = mlm_head(self.model)[0](self._one_text(ids)).numpy()
+            top = np.matmul(h, weight_t).max(axis=0)  # the max over positions of the logits (BLAS, no GIL)
+            top += bias
+            cols = np.flatnonzero(top > 0)  # relu: only positive maxima survive; log1p on those alone
+            if self.card.variant == "lexical":
+                cols = np.intersect1d(cols, np.setdiff1d(np.asarray(ids, dtype=np.int64), self.special_ids))
+            return cols.astype(np.int32), np.log1p(top[cols]).astype(np.float32)
         with torch.inference_mode():
             parts = mlm_head(self.model)
             if parts is None:  # unknown architecture: the model's own forward and full logits

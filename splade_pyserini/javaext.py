@@ -333,7 +333,8 @@ class BatchSearcher:
         if not qids:
             return {}
         result = self._searcher.search(qids, offsets, terms, weights, float(scale), int(k), int(max(1, threads)))
-        docids = list(result.docids)
+        joined = result.docidsJoined() if result.size() else ""
+        docids = joined.split("\n") if joined else ([] if joined == "" else list(result.docids))
         scores = list(result.scores)
         hit_offsets = list(result.offsets)
         return {qid: list(zip(docids[hit_offsets[i]:hit_offsets[i + 1]], scores[hit_offsets[i]:hit_offsets[i + 1]]))

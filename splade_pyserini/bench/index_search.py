@@ -333,7 +333,7 @@ def _overlap(a: list, b: list) -> float:
 
 
 def bench_search(index_dir: str | os.PathLike, encoder, topics: Mapping[str, str], k: int = 1000,
-                 threads: int | None = None, max_queries: int | None = None, warmup: int = 20,
+                 threads: int | None = None, max_queries: int | None = None, warmup: int | None = None,
                  work_dir: str | os.PathLike | None = None) -> dict:
     """Time query encoding + search of every topic, Pyserini's way versus this package's, on ``index_dir``.
 
@@ -343,8 +343,8 @@ def bench_search(index_dir: str | os.PathLike, encoder, topics: Mapping[str, str
     * This package: :class:`~splade_pyserini.search.SpladeSearcher` ``batch_search`` — queries encoded each alone on
       one thread, several at once, then one JNI call that searches on ``threads`` threads.
 
-    Both paths are warmed up on the first ``warmup`` queries (the JIT compiles Lucene's code), then timed on all
-    of them; Pyserini's start-up (it computes the idf of every index term) is timed apart. Also checked: from the
+    Both paths first run the first ``warmup`` queries (default: all of them) untimed, since the JIT compiles
+    Lucene's and the extension's code on the first queries, then are timed on all of them; Pyserini's start-up (it computes the idf of every index term) is timed apart. Also checked: from the
     same integer queries, the extension's runs equal Anserini's SimpleImpactSearcher's. Prints a table and
     ``ratio_vs_pyserini=<x>``: Pyserini's per-query time over this package's, encoding included.
     """
@@ -359,7 +359,7 @@ def bench_search(index_dir: str | os.PathLike, encoder, topics: Mapping[str, str
     threads = threads or default_workers()
     qids = list(topics)[:max_queries] if max_queries else list(topics)
     texts = [topics[q] for q in qids]
-    warm = min(warmup, len(qids))
+    warm = len(qids) if warmup is None else min(warmup, len(qids))
     javaext._start_jvm()
     from pyserini.search.lucene import LuceneImpactSearcher
 

@@ -12,9 +12,12 @@ import io.anserini.collection.SpladeVectorCollection;
 import io.anserini.index.IndexCollection;
 import io.anserini.index.generator.EmptyDocumentException;
 import io.anserini.index.generator.SpladeImpactGenerator;
+import io.anserini.rerank.lib.ScoreTiesAdjusterReranker;
 import io.anserini.search.ScoredDoc;
+import io.anserini.search.ScoredDocs;
 import io.anserini.search.SimpleImpactSearcher;
 import io.anserini.search.SpladeBatchSearcher;
+import io.anserini.search.query.BagOfWordsQueryGenerator;
 import io.anserini.search.similarity.ImpactSimilarity;
 import org.apache.lucene.analysis.TokenStream;
 import org.apache.lucene.analysis.core.WhitespaceAnalyzer;
@@ -24,6 +27,10 @@ import org.apache.lucene.document.Document;
 import org.apache.lucene.index.DirectoryReader;
 import org.apache.lucene.index.IndexWriter;
 import org.apache.lucene.index.IndexWriterConfig;
+import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.search.Sort;
+import org.apache.lucene.search.SortField;
+import org.apache.lucene.search.TopFieldDocs;
 import org.apache.lucene.store.FSDirectory;
 
 import java.io.BufferedReader;
@@ -101,6 +108,39 @@ public final class SpladeTests {
       ts.end();
     }
     return m;
+  }
+
+  /** SimpleImpactSearcher's hits as docids and scores. */
+  private static ScoredDocs fromScoredDoc(ScoredDoc[] hits) {
+    ScoredDocs docs = new ScoredDocs();
+    docs.docids = new String[hits.length];
+    docs.scores = new float[hits.length];
+    for (int i = 0; i < hits.length; i++) {
+      docs.docids[i] = hits[i].docid;
+      docs.scores[i] = hits[i].score;
+    }
+    return docs;
+  }
+
+  /** What SimpleImpactSearcher.search(Map, k) searches, straight through Lucene (the stored id of each hit). */
+  private static ScoredDocs sortedLuceneSearch(IndexSearcher searcher, Map<String, Integer> query, int k)
+      throws Exception {
+    Map<String, Float> floats = new LinkedHashMap<>();
+    query.forEach((term, weight) -> floats.put(term, weight.floatValue()));
+    Sort sort = new Sort(SortField.FIELD_SCORE, new SortField("id", SortField.Type.STRING_VAL));
+    TopFieldDocs top = searcher.search(new BagOfWordsQueryGenerator().buildQuery("contents", floats), k, sort, true);
+    ScoredDocs docs = new ScoredDocs();
+    int n = top.scoreDocs.length;
+    docs.docids = new String[n];
+    docs.scores = new float[n];
+    docs.lucene_docids = new int[n];
+    docs.lucene_documents = new Document[n];
+    for (int i = 0; i < n; i++) {
+      docs.lucene_docids[i] = top.scoreDocs[i].doc;
+      docs.scores[i] = top.scoreDocs[i].score;
+      docs.docids[i] = searcher.storedFields().document(top.scoreDocs[i].doc).get("id");
+    }
+    return new ScoreTiesAdjusterReranker<String>().rerank(docs, null);
   }
 
   private static String expectFormatError(Body body) throws Exception {
@@ -390,6 +430,137 @@ public final class SpladeTests {
         checkEquals(lines, written.size(), "run lines");
         check(written.isEmpty() || written.get(0).matches("q0 Q0 doc\\d+ 1 \\d+\\.\\d{6} tag"), written.toString());
       }
+    });
+
+    test("batch search equals SimpleImpactSearcher with ties at the k-th hit, few matches and unknown terms", () -> {
+      // Few terms and small weights: scores tie a lot, so the k-th hit falls inside runs of equal scores and the
+      // "id" order (unsigned UTF-8 bytes, a document without an id first) decides which documents make it; ids in
+      // an order unlike the docids; several segments, deleted documents. SimpleImpactSearcher fails on a hit
+      // without an id, so the index with such documents is compared with its Lucene search only.
+      String[] vocab = {"a", "b", "c", "d", "e"};
+      String[] idStems = {"x", "X", "x10", "x9", "\u00e9", "\u00fc", "z", "\uE000", "\uD83D\uDE00", "", "a b"};
+      List<Map<String, Integer>> queries = new ArrayList<>();
+      queries.add(new LinkedHashMap<>(Map.of("a", 1)));
+      queries.add(new LinkedHashMap<>(Map.of("a", 1, "b", 1)));
+      queries.add(new LinkedHashMap<>(Map.of("a", 2, "c", 1, "e", 1)));
+      queries.add(new LinkedHashMap<>(Map.of("b", 3, "d", 3, "unknown", 5)));
+      queries.add(new LinkedHashMap<>(Map.of("a", 1, "b", 1, "c", 1, "d", 1, "e", 1)));
+      queries.add(new LinkedHashMap<>(Map.of("unknown", 2, "missing", 1))); // no term in the index: no hit
+      // 16777215 * 3 is not a float: ImpactSimilarity's float product rounds it (to 50331644); SimpleImpactSearcher
+      // also writes the query as a string of repeated terms, too long here: Lucene's search only
+      queries.add(new LinkedHashMap<>(Map.of("c", 16777215, "d", 123456789, "e", 1)));
+      final int hugeQuery = 6;
+      List<String> qids = new ArrayList<>();
+      List<Integer> offsets = new ArrayList<>(List.of(0));
+      List<String> terms = new ArrayList<>();
+      List<Double> weights = new ArrayList<>();
+      for (int q = 0; q < queries.size(); q++) {
+        qids.add("q" + q);
+        for (Map.Entry<String, Integer> e : queries.get(q).entrySet()) {
+          terms.add(e.getKey());
+          weights.add((double) e.getValue());
+        }
+        offsets.add(terms.size());
+      }
+      int comparedHits = 0;
+      for (boolean someWithoutId : new boolean[] {false, true}) {
+        Path index = tmp.resolve("ties-index-" + someWithoutId);
+        Random random = new Random(11);
+        List<String> ids = new ArrayList<>();
+        for (int d = 0; d < 240; d++) {
+          ids.add(idStems[d % idStems.length] + (d % 3 == 0 ? "" : Integer.toString(random.nextInt(1000))) + "-" + d);
+        }
+        java.util.Collections.shuffle(ids, random);
+        IndexWriterConfig config = new IndexWriterConfig(new WhitespaceAnalyzer());
+        config.setSimilarity(new ImpactSimilarity());
+        config.setMaxBufferedDocs(50); // several segments
+        config.setMergePolicy(org.apache.lucene.index.NoMergePolicy.INSTANCE);
+        SpladeImpactGenerator generator = new SpladeImpactGenerator(new IndexCollection.Args());
+        try (IndexWriter writer = new IndexWriter(FSDirectory.open(index), config)) {
+          for (int d = 0; d < ids.size(); d++) {
+            StringBuilder json = new StringBuilder("{\"id\": ")
+                .append(new ObjectMapper().writeValueAsString(ids.get(d))).append(", \"vector\": {");
+            int n = 1 + random.nextInt(3);
+            for (int t = 0; t < n; t++) {
+              json.append(t == 0 ? "" : ", ").append('"').append(vocab[random.nextInt(vocab.length)]).append("\": ")
+                  .append(1 + random.nextInt(3));
+            }
+            json.append("}}");
+            Document doc = generator.createDocument(SpladeVectorCollection.parseJson(json.toString(), Double.NaN,
+                "x:" + d));
+            if (someWithoutId && d % 23 == 5) {
+              doc.removeFields("id");
+            }
+            writer.addDocument(doc);
+          }
+          for (int d = 0; d < ids.size(); d += 17) {
+            writer.deleteDocuments(new org.apache.lucene.index.Term("id", ids.get(d)));
+          }
+        }
+        try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString());
+             SimpleImpactSearcher simple = new SimpleImpactSearcher(index.toString());
+             DirectoryReader reader = DirectoryReader.open(FSDirectory.open(index))) {
+          check(batch.numDocs() < ids.size(), "some documents are deleted");
+          check(reader.leaves().size() > 1, "several segments");
+          IndexSearcher lucene = new IndexSearcher(reader);
+          lucene.setSimilarity(new ImpactSimilarity());
+          for (int k : new int[] {1, 2, 5, 13, 40, 77, 150, 1000}) {
+            for (int threads : new int[] {1, 2}) {
+              SpladeBatchSearcher.Result result = batch.search(qids.toArray(new String[0]),
+                  offsets.stream().mapToInt(Integer::intValue).toArray(), terms.toArray(new String[0]),
+                  weights.stream().mapToDouble(Double::doubleValue).toArray(), 1.0, k, threads);
+              for (int q = 0; q < qids.size(); q++) {
+                ScoredDocs expected = someWithoutId || q == hugeQuery ? sortedLuceneSearch(lucene, queries.get(q), k)
+                    : fromScoredDoc(simple.search(queries.get(q), k));
+                int from = result.offsets[q];
+                int to = result.offsets[q + 1];
+                String what = qids.get(q) + " k=" + k + " threads=" + threads + " someWithoutId=" + someWithoutId;
+                checkEquals(expected.docids.length, to - from, what + " hits");
+                for (int i = 0; i < expected.docids.length; i++) {
+                  checkEquals(expected.docids[i], result.docids[from + i], what + " docid at rank " + (i + 1));
+                  checkEquals(expected.scores[i], result.scores[from + i], what + " score at rank " + (i + 1));
+                }
+                comparedHits += expected.docids.length;
+              }
+              checkEquals(0, result.offsets[6] - result.offsets[5], "no hit for unknown terms, k=" + k);
+            }
+          }
+          // the test means something: k = 1000 is beyond the matches, smaller k cut runs of equal scores (equal
+          // before Anserini's tie adjustment lowers each tie by 1e-6), and the huge weights were rounded
+          for (int q = 0; q < 5; q++) {
+            ScoredDocs all = sortedLuceneSearch(lucene, queries.get(q), 1000);
+            check(all.scores.length > 40 && all.scores.length <= batch.numDocs(), qids.get(q) + " matches "
+                + all.scores.length);
+            int cutTies = 0;
+            for (int k : new int[] {1, 2, 5, 13, 40}) {
+              if (Math.round(all.scores[k - 1]) == Math.round(all.scores[k])) {
+                cutTies++;
+              }
+            }
+            check(cutTies >= 3, qids.get(q) + ": only " + cutTies + " cuts inside ties");
+            if (!someWithoutId) {
+              check(Arrays.equals(all.docids, fromScoredDoc(simple.search(queries.get(q), 1000)).docids),
+                  "the Lucene search is SimpleImpactSearcher's");
+            }
+          }
+          boolean rounded = false;
+          for (float score : sortedLuceneSearch(lucene, queries.get(hugeQuery), 1000).scores) {
+            rounded |= (long) score % 16777215 != 0 && (long) score % 123456789 != 0;
+          }
+          check(rounded, "some score of the huge weights is not a plain integer sum");
+          if (someWithoutId) {
+            boolean hitWithoutId = false;
+            for (ScoredDocs docs = sortedLuceneSearch(lucene, queries.get(4), 1000); ; ) {
+              for (String id : docs.docids) {
+                hitWithoutId |= id == null;
+              }
+              break;
+            }
+            check(hitWithoutId, "a hit without an id");
+          }
+        }
+      }
+      check(comparedHits > 4000, "compared " + comparedHits + " hits");
     });
 
     test("scores are written as Python's :.6f writes them", () -> {
