@@ -22,6 +22,7 @@ Without a javac >= 21, :func:`extension_jar` warns once and returns None, and ca
 from __future__ import annotations
 
 import hashlib
+import gc
 import os
 import re
 import shutil
@@ -337,8 +338,16 @@ class BatchSearcher:
         docids = joined.split("\n") if joined else ([] if joined == "" else list(result.docids))
         scores = list(result.scores)
         hit_offsets = list(result.offsets)
-        return {qid: list(zip(docids[hit_offsets[i]:hit_offsets[i + 1]], scores[hit_offsets[i]:hit_offsets[i + 1]]))
-                for i, qid in enumerate(qids)}
+        # Many small tuples at once: pause the cyclic garbage collector, whose passes over everything else the
+        # process holds would otherwise cost more than building them.
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return {qid: list(zip(docids[hit_offsets[i]:hit_offsets[i + 1]], scores[hit_offsets[i]:hit_offsets[i + 1]]))
+                    for i, qid in enumerate(qids)}
+        finally:
+            if paused:
+                gc.enable()
 
     def search_to_run(self, queries: Sequence[Mapping[str, float]], qids: Sequence[str], run_path: str | os.PathLike,
                       k: int = 1000, threads: int = 1, scale: float = 1.0, tag: str = "splade-pyserini") -> int:

@@ -334,6 +334,7 @@ def _overlap(a: list, b: list) -> float:
 
 def bench_search(index_dir: str | os.PathLike, encoder, topics: Mapping[str, str], k: int = 1000,
                  threads: int | None = None, max_queries: int | None = None, warmup: int | None = None,
+                 repeats: int = 3,
                  work_dir: str | os.PathLike | None = None) -> dict:
     """Time query encoding + search of every topic, Pyserini's way versus this package's, on ``index_dir``.
 
@@ -344,7 +345,8 @@ def bench_search(index_dir: str | os.PathLike, encoder, topics: Mapping[str, str
       one thread, several at once, then one JNI call that searches on ``threads`` threads.
 
     Both paths first run the first ``warmup`` queries (default: all of them) untimed, since the JIT compiles
-    Lucene's and the extension's code on the first queries, then are timed on all of them; Pyserini's start-up (it computes the idf of every index term) is timed apart. Also checked: from the
+    Lucene's and the extension's code on the first queries, then are timed on all of them ``repeats`` times,
+    interleaved, and the median of each is reported; Pyserini's start-up (it computes the idf of every index term) is timed apart. Also checked: from the
     same integer queries, the extension's runs equal Anserini's SimpleImpactSearcher's. Prints a table and
     ``ratio_vs_pyserini=<x>``: Pyserini's per-query time over this package's, encoding included.
     """
@@ -375,27 +377,28 @@ def bench_search(index_dir: str | os.PathLike, encoder, topics: Mapping[str, str
             [(h.docid, h.score) for h in pyserini.search(text, k)]
         ours.batch_search(texts[:warm], qids[:warm], k, threads)
 
-        t0 = time.perf_counter()
-        for text in texts:
-            pys_encoder.encode(text)
-        pys_encode_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        pys_run = {q: [(h.docid, h.score) for h in pyserini.search(text, k)] for q, text in zip(qids, texts)}
-        pys_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        pys_batch = pyserini.batch_search(texts, qids, k, threads)
-        pys_batch_s = time.perf_counter() - t0
-        del pys_batch
+        def timed(fn):
+            t0 = time.perf_counter()
+            out = fn()
+            return time.perf_counter() - t0, out
 
-        t0 = time.perf_counter()
-        encoded = ours.encode_queries(texts)
-        enc_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ours._batch.search(encoded, qids, k, threads, scale=1.0) if ours._batch is not None else None
-        search_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        run = ours.batch_search(texts, qids, k, threads)
-        ours_s = time.perf_counter() - t0
+        # Interleaved repetitions, the median of each path: neither path runs only in the other's wake.
+        times: dict[str, list[float]] = {name: [] for name in ("pys_encode", "pys", "pys_batch", "enc", "search", "ours")}
+        for _ in range(max(1, repeats)):
+            times["pys_encode"].append(timed(lambda: [pys_encoder.encode(t) for t in texts])[0])
+            seconds, pys_run = timed(lambda: {q: [(h.docid, h.score) for h in pyserini.search(t, k)]
+                                              for q, t in zip(qids, texts)})
+            times["pys"].append(seconds)
+            times["pys_batch"].append(timed(lambda: pyserini.batch_search(texts, qids, k, threads))[0])
+            seconds, encoded = timed(lambda: ours.encode_queries(texts))
+            times["enc"].append(seconds)
+            times["search"].append(timed(lambda: ours._batch.search(encoded, qids, k, threads, scale=1.0)
+                                         if ours._batch is not None else None)[0])
+            seconds, run = timed(lambda: ours.batch_search(texts, qids, k, threads))
+            times["ours"].append(seconds)
+        med = {name: float(np.median(v)) for name, v in times.items()}
+        pys_encode_s, pys_s, pys_batch_s = med["pys_encode"], med["pys"], med["pys_batch"]
+        enc_s, search_s, ours_s = med["enc"], med["search"], med["ours"]
         ours.close()
 
         # the search alone, from the same integer queries: the extension equals Anserini's SimpleImpactSearcher
