@@ -67,7 +67,9 @@ def mlm_head(model):
 def splade_max(model, input_ids, attention_mask, chunk_tokens: int = 8192, head_matmul=None):
     """``[batch, vocab]`` SPLADE weights (differentiable): ``log1p(relu(max over unmasked positions of logits))``.
 
-    ``head_matmul(h)`` may replace ``h @ W.T`` for the vocabulary projection (inference only).
+    ``head_matmul(h)`` may replace ``h @ W.T`` for the vocabulary projection (inference only); if it has a
+    ``max_over_positions`` attribute, that function maps ``h [rows, length, hidden]`` straight to the max over
+    positions ``[rows, vocab]`` (without materialising all the logits).
     """
     import torch
 
@@ -85,9 +87,44 @@ def splade_max(model, input_ids, attention_mask, chunk_tokens: int = 8192, head_
     outs = []
     for start in range(0, batch, rows):
         h = transform(hidden[start:start + rows])
+        if head_matmul is not None and hasattr(head_matmul, "max_over_positions"):
+            outs.append(head_matmul.max_over_positions(h) + bias)
+            continue
         logits = torch.matmul(h, weight.t()) if head_matmul is None else head_matmul(h)
         outs.append(logits.amax(dim=1) + bias)  # the bias is constant over positions: add it after the max
     return torch.log1p(torch.relu(torch.cat(outs)))
+
+
+class NumpyHead:
+    """The vocabulary projection ``h @ W.T`` on the CPU through numpy's BLAS.
+
+    :meth:`max_over_positions` takes the max over each text's positions one vocabulary slice at a time, so the
+    ``[tokens, vocab]`` logits never exist whole: each slice's logits stay in the cache between the matrix product
+    and the max, instead of gigabytes going to memory and back.
+    """
+
+    def __init__(self, weight_t: np.ndarray, slice_width: int = 1024):
+        self.weight_t = weight_t  # [hidden, vocab], C order
+        self.slices = [np.ascontiguousarray(weight_t[:, v:v + slice_width])
+                       for v in range(0, weight_t.shape[1], slice_width)]
+
+    def __call__(self, h):
+        import torch
+
+        return torch.from_numpy(np.matmul(h.numpy(), self.weight_t))
+
+    def max_over_positions(self, h):
+        import torch
+
+        rows, length, hidden = h.shape
+        x = np.ascontiguousarray(h.numpy()).reshape(rows * length, hidden)
+        out = np.empty((rows, self.weight_t.shape[1]), dtype=np.float32)
+        start = 0
+        for w in self.slices:
+            logits = np.matmul(x, w)
+            np.max(logits.reshape(rows, length, w.shape[1]), axis=1, out=out[:, start:start + w.shape[1]])
+            start += w.shape[1]
+        return torch.from_numpy(out)
 
 
 def _resolve_device(device: str) -> str:
@@ -133,7 +170,7 @@ class SpladeEncoder:
             # On CPUs, the vocabulary projection (≈ 90% of a small SPLADE's work) runs faster through numpy's
             # BLAS (OpenBLAS) than through torch's (MKL picks slow kernels on AMD): same float32 maths.
             weight_t = np.ascontiguousarray(mlm_head(self.model)[1].detach().numpy().T)
-            self._head_matmul = lambda h: torch.from_numpy(np.matmul(h.numpy(), weight_t))
+            self._head_matmul = NumpyHead(weight_t)
             self._head_np = (weight_t, mlm_head(self.model)[2].detach().numpy().astype(np.float32))
         else:
             self._head_np = None
