@@ -32,7 +32,7 @@ quickstart: $(STAMP)
 	$(VENV)/bin/splade-pyserini quickstart --workdir work/quickstart
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 # BM25 vs splade-tiny on Vaswani and Cranfield: runs, significance tests with corrected p-values, meta-analysis and
 # forest plot in work/suite/results (COLLECTIONS: a folder holding the BEIR-layout vaswani/ and cranfield/).
