@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SpladeError
+from .tables import RenderableTable, format_cell
 
 EFFECTS = ("SMD", "MD")
 
@@ -50,7 +51,7 @@ class SetEffect:
 
 
 @dataclass
-class MetaResult:
+class MetaResult(RenderableTable):
     effect_type: str
     alpha: float
     sets: list[SetEffect]
@@ -88,7 +89,7 @@ class MetaResult:
         lines = [f"{self.caption()}.", "", "| " + " | ".join(cols) + " |",
                  "| --- | " + " | ".join("---:" for _ in cols[1:]) + " |"]
         for row in self._rows():
-            lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
+            lines.append("| " + " | ".join(format_cell(v) for v in row) + " |")
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
@@ -103,32 +104,9 @@ class MetaResult:
         out = [f"% {self.caption()}", "\\begin{tabular}{l" + "r" * (len(self._COLUMNS) - 1) + "}", "\\toprule",
                " & ".join(c.replace("_", "\\_") for c in self._COLUMNS) + " \\\\", "\\midrule"]
         for row in self._rows():
-            out.append(" & ".join(_fmt(v).replace("_", "\\_").replace("&", "\\&") for v in row) + " \\\\")
+            out.append(" & ".join(format_cell(v).replace("_", "\\_").replace("&", "\\&") for v in row) + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}"]
         return "\n".join(out) + "\n"
-
-    def render(self, fmt: str) -> str:
-        fmt = fmt.lower()
-        if fmt in ("md", "markdown"):
-            return self.to_markdown()
-        if fmt in ("latex", "tex"):
-            return self.to_latex()
-        if fmt == "csv":
-            return self.to_csv()
-        raise SpladeError(f"unknown table format {fmt!r}; use md, latex or csv.")
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, (float, np.floating)):
-        v = float(v)
-        if math.isnan(v):
-            return "nan"
-        if v != 0 and abs(v) < 1e-4:
-            return f"{v:.1e}"
-        return f"{v:.4f}"
-    return str(v)
 
 
 def _normal_ci_p(effect: float, variance: float, alpha: float) -> tuple[float, float, float]:

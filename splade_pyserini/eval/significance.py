@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import SpladeError
+from .tables import RenderableTable, format_cell
 from ..runs import Qrels, Run
 
 TESTS = ("student", "fisher")
@@ -132,7 +133,7 @@ class Comparison:
 
 
 @dataclass
-class ComparisonTable:
+class ComparisonTable(RenderableTable):
     baseline: str
     metrics: list[str]
     systems: list[str]  # baseline first
@@ -195,7 +196,7 @@ class ComparisonTable:
         lines = [f"{self.provenance()[0].upper()}{self.provenance()[1:]}.", "", "| " + " | ".join(cols) + " |",
                  "| " + " | ".join("---" if c in ("system", "metric") else "---:" for c in cols) + " |"]
         for r in self.rows:
-            cells = [_fmt(v) for v in self._values(r)]
+            cells = [format_cell(v) for v in self._values(r)]
             if self._significant(r):
                 cells[3] += " *"
             lines.append("| " + " | ".join(cells) + " |")
@@ -209,7 +210,7 @@ class ComparisonTable:
         out = [f"% {self.provenance()}", "\\begin{tabular}{ll" + "r" * (len(cols) - 2) + "}", "\\toprule",
                " & ".join(head) + " \\\\", "\\midrule"]
         for r in self.rows:
-            cells = [_latex_escape(_fmt(v)) for v in self._values(r)]
+            cells = [_latex_escape(format_cell(v)) for v in self._values(r)]
             if self._significant(r):
                 cells[3] += "$^{*}$"
             out.append(" & ".join(cells) + " \\\\")
@@ -225,28 +226,6 @@ class ComparisonTable:
             w.writerow([self.baseline] + vals + [int(self._significant(r)), self.n_permutations, self.seed,
                                                  self.alpha, self.family])
         return buf.getvalue()
-
-    def render(self, fmt: str) -> str:
-        fmt = fmt.lower()
-        if fmt in ("md", "markdown"):
-            return self.to_markdown()
-        if fmt in ("latex", "tex"):
-            return self.to_latex()
-        if fmt == "csv":
-            return self.to_csv()
-        raise SpladeError(f"unknown table format {fmt!r}; use md, latex or csv.")
-
-
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if v != 0 and abs(v) < 1e-4:
-            return f"{v:.1e}"
-        return f"{v:.4f}"
-    return str(v)
 
 
 _LATEX = {"\\": "\\textbackslash{}", "_": "\\_", "&": "\\&", "%": "\\%", "#": "\\#", "$": "\\$",
