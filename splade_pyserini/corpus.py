@@ -66,7 +66,9 @@ def _read_jsonl(path: Path) -> Iterator[Document]:
         yield _json_document(obj, path, lineno)
 
 
-def _read_tsv(path: Path) -> Iterator[Document]:
+def iter_tsv(path: Path, layout: str, header_ids: tuple[str, ...]) -> Iterator[list[str]]:
+    """The tab-separated fields of each non-blank line (at least two), skipping a first line that is a header
+    (its first field one of ``header_ids``); ``layout`` (e.g. ``id<TAB>text``) names the format in the error."""
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n").rstrip("\r")
@@ -74,10 +76,15 @@ def _read_tsv(path: Path) -> Iterator[Document]:
                 continue
             parts = line.split("\t")
             if len(parts) < 2:
-                raise SpladeError(f"{path}:{lineno}: expected `id<TAB>text`, found no tab.")
-            if lineno == 1 and parts[0].lower() in ("id", "docid", "_id", "doc_id"):
+                raise SpladeError(f"{path}:{lineno}: expected `{layout}`, found no tab.")
+            if lineno == 1 and parts[0].lower() in header_ids:
                 continue
-            yield Document(parts[0], parts[1] if len(parts) == 2 else _join(parts[1], " ".join(parts[2:])))
+            yield parts
+
+
+def _read_tsv(path: Path) -> Iterator[Document]:
+    for parts in iter_tsv(path, "id<TAB>text", ("id", "docid", "_id", "doc_id")):
+        yield Document(parts[0], parts[1] if len(parts) == 2 else _join(parts[1], " ".join(parts[2:])))
 
 
 def _read_ir_datasets(name: str) -> Iterator[Document]:

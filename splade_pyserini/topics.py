@@ -28,19 +28,9 @@ def _read_jsonl(path: Path) -> dict[str, str]:
 
 
 def _read_tsv(path: Path) -> dict[str, str]:
-    topics: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) < 2:
-                raise SpladeError(f"{path}:{lineno}: expected `qid<TAB>query`, found no tab.")
-            if lineno == 1 and parts[0].lower() in ("qid", "id", "query-id", "query_id", "_id"):
-                continue
-            topics[parts[0]] = parts[1]
-    return topics
+    from .corpus import iter_tsv
+
+    return {parts[0]: parts[1] for parts in iter_tsv(path, "qid<TAB>query", ("qid", "id", "query-id", "query_id", "_id"))}
 
 
 _TREC_TOP = re.compile(r"<top>(.*?)</top>", re.S | re.I)
