@@ -169,11 +169,7 @@ class SpladeEncoder:
         if self.device == "cpu" and self.dtype == torch.float32 and mlm_head(self.model) is not None:
             # On CPUs, the vocabulary projection (≈ 90% of a small SPLADE's work) runs faster through numpy's
             # BLAS (OpenBLAS) than through torch's (MKL picks slow kernels on AMD): same float32 maths.
-            weight_t = np.ascontiguousarray(mlm_head(self.model)[1].detach().numpy().T)
-            self._head_matmul = NumpyHead(weight_t)
-            self._head_np = (weight_t, mlm_head(self.model)[2].detach().numpy().astype(np.float32))
-        else:
-            self._head_np = None
+            self._head_matmul = NumpyHead(np.ascontiguousarray(mlm_head(self.model)[1].detach().numpy().T))
         if compile:
             self._forward = torch.compile(splade_max, dynamic=True)
         from .query_encoder import OneTextForward
@@ -262,21 +258,11 @@ class SpladeEncoder:
         """(term ids, float32 weights) of one unpadded query, computed alone (no padding, no batch)."""
         import torch
 
-        if self._head_np is not None and self._one_text is not None:  # CPU, fp32: the lean path
-            weight_t, bias = self._head_np
-            with torch.inference_mode():
-                h = mlm_head(self.model)[0](self._one_text(ids)).numpy()
-            top = np.matmul(h, weight_t).max(axis=0)  # the max over positions of the logits (BLAS, no GIL)
-            top += bias
-            cols = np.flatnonzero(top > 0)  # relu: only positive maxima survive; log1p on those alone
-            if self.card.variant == "lexical":
-                cols = np.intersect1d(cols, np.setdiff1d(np.asarray(ids, dtype=np.int64), self.special_ids))
-            return cols.astype(np.int32), np.log1p(top[cols]).astype(np.float32)
         with torch.inference_mode():
             parts = mlm_head(self.model)
             if parts is None:  # unknown architecture: the model's own forward and full logits
                 logits = self.model(input_ids=torch.as_tensor([list(ids)], device=self.device)).logits[0]
-                w = torch.log1p(torch.relu(logits.amax(dim=0))).float()
+                top = logits.amax(dim=0).float().cpu().numpy()
             else:
                 transform, weight, bias = parts
                 if self._one_text is not None:
@@ -285,15 +271,15 @@ class SpladeEncoder:
                     hidden = self.model.base_model(
                         input_ids=torch.as_tensor([list(ids)], device=self.device)).last_hidden_state[0]
                 h = transform(hidden)
-                logits = torch.matmul(h, weight.t()) if self._head_matmul is None else self._head_matmul(h)
-                w = torch.log1p(torch.relu(logits.amax(dim=0) + bias)).float()
-            if self.card.variant == "lexical":  # weights only on the query's own (non-special) tokens
-                own = np.setdiff1d(np.asarray(ids, dtype=np.int64), self.special_ids)
-                keep = torch.zeros_like(w)
-                keep[torch.as_tensor(own, device=w.device)] = 1.0
-                w = w * keep
-            cols = torch.nonzero(w, as_tuple=True)[0]
-            return cols.to(torch.int32).cpu().numpy(), w[cols].cpu().numpy()
+                if isinstance(self._head_matmul, NumpyHead):  # CPU fp32: BLAS without the GIL, max in numpy
+                    top = np.matmul(h.numpy(), self._head_matmul.weight_t).max(axis=0)
+                    top += bias.numpy()
+                else:
+                    top = (torch.matmul(h, weight.t()).amax(dim=0) + bias).float().cpu().numpy()
+        cols = np.flatnonzero(top > 0)  # relu: only positive maxima survive; log1p on those alone
+        if self.card.variant == "lexical":  # weights only on the query's own (non-special) tokens
+            cols = np.intersect1d(cols, np.setdiff1d(np.asarray(ids, dtype=np.int64), self.special_ids))
+        return cols.astype(np.int32), np.log1p(top[cols]).astype(np.float32)
 
     def _encode_queries_ids(self, ids: list[list[int]]) -> SparseBatch:
         from .query_encoder import map_one_text
@@ -322,10 +308,7 @@ class SpladeEncoder:
             return self._encode_queries_ids(ids)
         parts: list[tuple[np.ndarray, SparseBatch]] = []
         for idx, input_ids, mask in (prepared if prepared is not None else self.prepare(ids)):
-            w = self._weights(input_ids, mask)
-            if kind == "query" and self.card.variant == "lexical":
-                w = w * self._bag_of_words([ids[i] for i in idx])
-            parts.append((idx, self._to_sparse(w)))
+            parts.append((idx, self._to_sparse(self._weights(input_ids, mask))))
         return _reorder(parts, n)
 
     def encode(self, texts: Sequence[str], kind: str = "document") -> SparseBatch:

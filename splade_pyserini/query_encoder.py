@@ -28,8 +28,6 @@ _THREADS_LOCK = threading.Lock()
 def _layers_bert(model):
     base = model.base_model
     emb = base.embeddings
-    if getattr(model.config, "position_embedding_type", "absolute") != "absolute":
-        return None
     token_type = emb.token_type_embeddings.weight[0] if hasattr(emb, "token_type_embeddings") else None
     layers = []
     for layer in base.encoder.layer:
@@ -67,10 +65,9 @@ class OneTextForward:
         import torch
 
         kind = getattr(model.config, "model_type", "")
-        parts = _layers_distilbert(model) if kind == "distilbert" else _layers_bert(model)
-        if parts is None:
+        if not self.supports(model):
             raise ValueError(f"{kind} models are not supported by OneTextForward")
-        word, position, token_type, ln0, layers = parts
+        word, position, token_type, ln0, layers = (_layers_distilbert if kind == "distilbert" else _layers_bert)(model)
         with torch.no_grad():
             self.word, self.position = word.detach(), position.detach()
             self.token_type = None if token_type is None else token_type.detach()
@@ -123,7 +120,6 @@ def one_thread():
     with _THREADS_LOCK:
         before = torch.get_num_threads()
         torch.set_num_threads(1)
-        limiter = None
         try:
             from threadpoolctl import threadpool_limits
 
