@@ -21,8 +21,8 @@ Without a javac >= 21, :func:`extension_jar` warns once and returns None, and ca
 
 from __future__ import annotations
 
-import hashlib
 import gc
+import hashlib
 import os
 import re
 import shutil
@@ -334,8 +334,8 @@ class BatchSearcher:
         if not qids:
             return {}
         result = self._searcher.search(qids, offsets, terms, weights, float(scale), int(k), int(max(1, threads)))
-        joined = result.docidsJoined() if result.size() else ""
-        docids = joined.split("\n") if joined else ([] if joined == "" else list(result.docids))
+        joined = result.docidsJoined()  # None when a docid holds a newline: then one JNI string per hit
+        docids = list(result.docids) if joined is None else (joined.split("\n") if joined else [])
         scores = list(result.scores)
         hit_offsets = list(result.offsets)
         # Many small tuples at once: pause the cyclic garbage collector, whose passes over everything else the

@@ -68,20 +68,13 @@ class Hit:
     def __init__(self, docid: str, score: float, searcher):
         self.docid, self.score, self._searcher = docid, score, searcher
 
-    @property
-    def lucene_document(self):
+    def _field(self, name: str):
         doc = self._searcher.doc(self.docid)
-        return None if doc is None else doc.lucene_document()
+        return None if doc is None else getattr(doc, name)()
 
-    @property
-    def raw(self):
-        doc = self._searcher.doc(self.docid)
-        return None if doc is None else doc.raw()
-
-    @property
-    def contents(self):
-        doc = self._searcher.doc(self.docid)
-        return None if doc is None else doc.contents()
+    lucene_document = property(lambda self: self._field("lucene_document"))
+    raw = property(lambda self: self._field("raw"))
+    contents = property(lambda self: self._field("contents"))
 
     def __repr__(self) -> str:
         return f"Hit(docid={self.docid!r}, score={self.score})"

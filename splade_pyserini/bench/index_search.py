@@ -21,7 +21,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -273,16 +273,6 @@ def bench_index(vectors_dir: str | os.PathLike | None = None, synthetic_docs: in
 # ---------------------------------------------------------------------------------------------------------------
 # Searching
 
-class _Precomputed:
-    """A Pyserini QueryEncoder that returns precomputed integer vectors (its "text" is the qid)."""
-
-    def __init__(self, vectors: Mapping[str, Mapping[str, int]]):
-        self.vectors = vectors
-
-    def encode(self, text, **kwargs):
-        return dict(self.vectors[text])
-
-
 def _stock_hits(searcher, vector: Mapping[str, int], k: int, HashMap, Integer) -> list[tuple[str, float]]:
     query = HashMap()
     for term, weight in vector.items():
@@ -346,9 +336,10 @@ def bench_search(index_dir: str | os.PathLike, encoder, topics: Mapping[str, str
 
     Both paths first run the first ``warmup`` queries (default: all of them) untimed, since the JIT compiles
     Lucene's and the extension's code on the first queries, then are timed on all of them ``repeats`` times,
-    interleaved, and the median of each is reported; Pyserini's start-up (it computes the idf of every index term) is timed apart. Also checked: from the
-    same integer queries, the extension's runs equal Anserini's SimpleImpactSearcher's. Prints a table and
-    ``ratio_vs_pyserini=<x>``: Pyserini's per-query time over this package's, encoding included.
+    interleaved, and the median of each is reported; Pyserini's start-up (it computes the idf of every index term)
+    is timed apart. Also checked: from the same integer queries, the extension's runs equal Anserini's
+    SimpleImpactSearcher's. Prints a table and ``ratio_vs_pyserini=<x>``: Pyserini's per-query time over this
+    package's, encoding included.
     """
     from .. import javaext
     from ..encoder import SpladeEncoder, load_encoder
@@ -392,8 +383,7 @@ def bench_search(index_dir: str | os.PathLike, encoder, topics: Mapping[str, str
             times["pys_batch"].append(timed(lambda: pyserini.batch_search(texts, qids, k, threads))[0])
             seconds, encoded = timed(lambda: ours.encode_queries(texts))
             times["enc"].append(seconds)
-            times["search"].append(timed(lambda: ours._batch.search(encoded, qids, k, threads, scale=1.0)
-                                         if ours._batch is not None else None)[0])
+            times["search"].append(timed(lambda: ours._batch.search(encoded, qids, k, threads, scale=1.0))[0])
             seconds, run = timed(lambda: ours.batch_search(texts, qids, k, threads))
             times["ours"].append(seconds)
         med = {name: float(np.median(v)) for name, v in times.items()}
@@ -414,7 +404,7 @@ def bench_search(index_dir: str | os.PathLike, encoder, topics: Mapping[str, str
 
     rows = [row("pyserini LuceneImpactSearcher.search per query (SpladeQueryEncoder + search)", pys_s, 1),
             row("  of which pyserini SpladeQueryEncoder.encode", pys_encode_s, 1),
-            row(f"pyserini LuceneImpactSearcher.batch_search", pys_batch_s, threads),
+            row("pyserini LuceneImpactSearcher.batch_search", pys_batch_s, threads),
             row("splade-pyserini SpladeSearcher.batch_search (encode + search)", ours_s, threads),
             row("  of which query encoding", enc_s, threads),
             row("  of which search (one JNI call)", search_s, threads)]
