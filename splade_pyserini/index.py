@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import SpladeError
 from .fileio import atomic_directory, write_json
-from .vectors import read_encoding_meta, shard_files
+from .vectors import complete_encoding_meta, shard_files
 
 INDEX_META = "splade_pyserini.json"
 
@@ -46,12 +46,7 @@ def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, th
     from .anserini import anserini_version, run_java
 
     vectors_dir = Path(vectors_dir)
-    if not vectors_dir.is_dir():
-        raise SpladeError(f"vectors folder {vectors_dir} does not exist; run `splade-pyserini encode` first.")
-    meta = read_encoding_meta(vectors_dir)
-    if not meta.get("complete"):
-        raise SpladeError(f"the vectors in {vectors_dir} are incomplete (encoding was interrupted); re-run the same "
-                          "`splade-pyserini encode` command to finish them.")
+    meta = complete_encoding_meta(vectors_dir)
     if not shard_files(vectors_dir):
         raise SpladeError(f"{vectors_dir} holds no vector shards (vectors-*.jsonl).")
     threads = threads or max(1, min(os.cpu_count() or 1, len(shard_files(vectors_dir))))

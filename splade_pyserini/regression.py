@@ -808,14 +808,9 @@ def _write_qrels(path: Path, qrels: dict[str, dict[str, int]]) -> None:
 
 
 def _check_vectors(vectors: Path, card) -> dict:
-    from .vectors import read_encoding_meta, shard_files
+    from .vectors import complete_encoding_meta, shard_files
 
-    if not vectors.is_dir():
-        raise SpladeError(f"vectors folder {vectors} does not exist.")
-    meta = read_encoding_meta(vectors)
-    if not meta.get("complete"):
-        raise SpladeError(f"the vectors in {vectors} are incomplete; finish them with the same `splade-pyserini "
-                          "encode` command.")
+    meta = complete_encoding_meta(vectors)
     if meta.get("format", "JsonVectorCollection") != "JsonVectorCollection" or not any(
             p.suffix == ".jsonl" for p in shard_files(vectors)):
         raise SpladeError(f"{vectors} holds no JsonVectorCollection shards (encode with --format jsonl).")

@@ -53,6 +53,18 @@ def read_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
     return json.loads(path.read_text())
 
 
+def complete_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
+    """``encoding.json`` of a finished ``encode`` output; a one-line error when the folder is missing or the
+    encoding was interrupted."""
+    if not Path(vectors_dir).is_dir():
+        raise SpladeError(f"vectors folder {vectors_dir} does not exist; run `splade-pyserini encode` first.")
+    meta = read_encoding_meta(vectors_dir)
+    if not meta.get("complete"):
+        raise SpladeError(f"the vectors in {vectors_dir} are incomplete (encoding was interrupted); re-run the same "
+                          "`splade-pyserini encode` command to finish them.")
+    return meta
+
+
 def distributed_rank() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when not distributed."""
     rank = int(os.environ.get("RANK", 0))
