@@ -96,29 +96,23 @@ def splade_max(model, input_ids, attention_mask, chunk_tokens: int = 8192, head_
 
 
 class NumpyHead:
-    """The vocabulary projection ``h @ W.T`` on the CPU through numpy's BLAS.
+    """The vocabulary projection's max over positions on the CPU through numpy's BLAS, for padded batches.
 
     :meth:`max_over_positions` takes the max over each text's positions one vocabulary slice at a time, so the
     ``[tokens, vocab]`` logits never exist whole: each slice's logits stay in the cache between the matrix product
     and the max, instead of gigabytes going to memory and back.
     """
 
-    def __init__(self, weight_t: np.ndarray, slice_width: int = 1024):
-        self.weight_t = weight_t  # [hidden, vocab], C order
-        self.slices = [np.ascontiguousarray(weight_t[:, v:v + slice_width])
-                       for v in range(0, weight_t.shape[1], slice_width)]
-
-    def __call__(self, h):
-        import torch
-
-        return torch.from_numpy(np.matmul(h.numpy(), self.weight_t))
+    def __init__(self, weight: np.ndarray, slice_width: int = 1024):
+        self.vocab = weight.shape[0]  # weight: [vocab, hidden]
+        self.slices = [np.ascontiguousarray(weight[v:v + slice_width].T) for v in range(0, self.vocab, slice_width)]
 
     def max_over_positions(self, h):
         import torch
 
         rows, length, hidden = h.shape
         x = np.ascontiguousarray(h.numpy()).reshape(rows * length, hidden)
-        out = np.empty((rows, self.weight_t.shape[1]), dtype=np.float32)
+        out = np.empty((rows, self.vocab), dtype=np.float32)
         start = 0
         for w in self.slices:
             logits = np.matmul(x, w)
@@ -166,10 +160,17 @@ class SpladeEncoder:
         self.max_batch = max_batch
         self._forward = splade_max
         self._head_matmul = None
+        self._screen = None
         if self.device == "cpu" and self.dtype == torch.float32 and mlm_head(self.model) is not None:
             # On CPUs, the vocabulary projection (≈ 90% of a small SPLADE's work) runs faster through numpy's
             # BLAS (OpenBLAS) than through torch's (MKL picks slow kernels on AMD): same float32 maths.
-            self._head_matmul = NumpyHead(np.ascontiguousarray(mlm_head(self.model)[1].detach().numpy().T))
+            from .query_encoder import ScreenedProjection
+
+            _, weight, bias = mlm_head(self.model)
+            weight = weight.detach().numpy()
+            self._head_matmul = NumpyHead(weight)
+            # queries: screened in batches, then exact per query (see query_encoder), on the same weight slices
+            self._screen = ScreenedProjection(weight, bias.detach().numpy(), slices=self._head_matmul.slices)
         if compile:
             self._forward = torch.compile(splade_max, dynamic=True)
         from .query_encoder import OneTextForward
@@ -254,38 +255,61 @@ class SpladeEncoder:
         bow[:, torch.as_tensor(self.special_ids, device=self.device)] = 0.0
         return bow
 
-    def _one_query(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(term ids, float32 weights) of one unpadded query, computed alone (no padding, no batch)."""
+    def _query_hidden(self, ids: Sequence[int]):
+        """The MLM head's transformed hidden states ``[length, hidden]`` of one unpadded query."""
         import torch
 
+        if self._one_text is not None:
+            return torch.from_numpy(self._one_text.head_input(ids))
         with torch.inference_mode():
-            parts = mlm_head(self.model)
+            hidden = self.model.base_model(input_ids=torch.as_tensor([list(ids)], device=self.device)).last_hidden_state
+            return mlm_head(self.model)[0](hidden[0])
+
+    def _one_query(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(term ids, float32 weights) of one unpadded query, computed alone (no padding, no batch), on the device."""
+        import torch
+
+        parts = mlm_head(self.model)
+        with torch.inference_mode():
             if parts is None:  # unknown architecture: the model's own forward and full logits
                 logits = self.model(input_ids=torch.as_tensor([list(ids)], device=self.device)).logits[0]
                 top = logits.amax(dim=0).float().cpu().numpy()
             else:
-                transform, weight, bias = parts
-                if self._one_text is not None:
-                    hidden = self._one_text(ids)
-                else:
-                    hidden = self.model.base_model(
-                        input_ids=torch.as_tensor([list(ids)], device=self.device)).last_hidden_state[0]
-                h = transform(hidden)
-                if isinstance(self._head_matmul, NumpyHead):  # CPU fp32: BLAS without the GIL, max in numpy
-                    top = np.matmul(h.numpy(), self._head_matmul.weight_t).max(axis=0)
-                    top += bias.numpy()
-                else:
-                    top = (torch.matmul(h, weight.t()).amax(dim=0) + bias).float().cpu().numpy()
+                _, weight, bias = parts
+                top = (torch.matmul(self._query_hidden(ids), weight.t()).amax(dim=0) + bias).float().cpu().numpy()
         cols = np.flatnonzero(top > 0)  # relu: only positive maxima survive; log1p on those alone
+        return self._query_weights(ids, cols, top[cols])
+
+    def _finish_screened(self, ids: list[list[int]], hidden: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(term ids, float32 weights) of a group of queries from their hidden states: the vocabulary projection
+        screened for the group at once, then finished per query in float64 (see query_encoder)."""
+        candidates = self._screen.candidates(hidden)
+        return [self._query_weights(x, *self._screen.exact(h, c)) for x, h, c in zip(ids, hidden, candidates)]
+
+    def _query_weights(self, ids: Sequence[int], cols: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """log1p of the positive maxima ``top`` at vocabulary ids ``cols``, the variant's rule applied."""
         if self.card.variant == "lexical":  # weights only on the query's own (non-special) tokens
-            cols = np.intersect1d(cols, np.setdiff1d(np.asarray(ids, dtype=np.int64), self.special_ids))
-        return cols.astype(np.int32), np.log1p(top[cols]).astype(np.float32)
+            keep = np.isin(cols, np.setdiff1d(np.asarray(ids, dtype=np.int64), self.special_ids))
+            cols, top = cols[keep], top[keep]
+        return cols.astype(np.int32), np.log1p(top).astype(np.float32)
 
     def _encode_queries_ids(self, ids: list[list[int]]) -> SparseBatch:
-        from .query_encoder import map_one_text
+        from .query_encoder import default_workers, groups, map_alone
 
-        rows = map_one_text(self._one_query, ids, workers=self.query_workers,
-                            parallel=not self.device.startswith("cuda"))
+        if self._screen is not None:
+            # Groups of queries of similar lengths, one group per worker at a time: each query's hidden states
+            # alone (one compiled call), then the group's screened projection.
+            workers = self.query_workers or default_workers()
+            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+            parts = [[ids[order[j]] for j in r] for r in groups([len(ids[i]) for i in order], 2 * workers)]
+            done = map_alone(lambda part: self._finish_screened(part, [self._query_hidden(x).numpy() for x in part]),
+                             parts, workers)
+            rows = [None] * len(ids)
+            for i, row in zip(order, (row for part_rows in done for row in part_rows)):
+                rows[i] = row
+        else:
+            rows = map_alone(self._one_query, ids, workers=self.query_workers,
+                             parallel=not self.device.startswith("cuda"))
         counts = np.fromiter((len(t) for t, _ in rows), dtype=np.int64, count=len(rows))
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])

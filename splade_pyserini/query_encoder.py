@@ -1,15 +1,21 @@
-"""Query encoding: each query alone, on one thread, queries spread over the cores.
+"""Query encoding: each query's weights computed alone, queries spread over the cores.
 
 A query's integer weights must not depend on which other queries were encoded with it, nor on how many threads
 the machine has: padding a query into a batch, or splitting a matrix product over threads, changes the
 floating-point summation order, and a weight near a rounding boundary (``w × scale`` close to ``n + ½``) then
-flips. So every query is encoded by itself with one thread (no padding, no mask, one summation order), and the
-speed comes from running several queries at once, one per core.
+flips. So:
 
-For BERT- and DistilBERT-family models the forward pass of one unpadded text is written out with plain tensor
-operations (:class:`OneTextForward`): it computes what the model's own forward computes, without the per-call
-machinery (masks, output objects) that costs more than the maths for a short query. Other architectures go
-through the model itself.
+* each query's hidden states come from its own forward pass, unpadded, on one thread. For BERT- and
+  DistilBERT-family models on the CPU that pass is one compiled call (:class:`OneTextForward`,
+  :mod:`splade_pyserini.query_kernels`): it computes what the model's own forward computes, without a framework's
+  per-operation machinery, which costs more than the maths for a short query, and without the interpreter lock;
+* the vocabulary projection, ``max over positions of h·W^T + b`` (nearly all of the work), is done in two steps by
+  :class:`ScreenedProjection`: a float32 matrix product over many queries at once (fast, in any summation order)
+  only finds the few vocabulary entries that may be positive, with a margin wider than its rounding error; then
+  those entries alone are computed per query in float64 (exact products, a fixed summation tree) and rounded.
+  The weights are thus the formula's to float64 precision whatever the batch, the threads or the BLAS.
+
+The speed comes from running several groups of queries at once, one per core.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
 _THREADS_LOCK = threading.Lock()
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def _layers_bert(model):
@@ -52,64 +60,99 @@ def _layers_distilbert(model):
     return emb.word_embeddings.weight, emb.position_embeddings.weight, None, emb.LayerNorm, layers
 
 
+def _head_transform(model):
+    """(dense, activation, LayerNorm) of a BERT or DistilBERT masked-LM head, or None."""
+    if hasattr(model, "cls") and hasattr(model.cls, "predictions"):
+        t = model.cls.predictions.transform
+        return t.dense, t.transform_act_fn, t.LayerNorm
+    if hasattr(model, "vocab_transform"):
+        return model.vocab_transform, model.activation, model.vocab_layer_norm
+    return None
+
+
 class OneTextForward:
-    """The last hidden states ``[length, hidden]`` of one unpadded text, for BERT and DistilBERT encoders.
+    """The hidden states ``[length, hidden]`` of one unpadded text, for BERT and DistilBERT encoders on the CPU.
 
     Post-layer-norm transformer blocks: ``x = LN(x + Wo·attn(x))``, ``x = LN(x + W2·act(W1·x))``; embeddings
-    ``LN(word + position [+ token type 0])``. The query, key and value projections are one matrix product.
-    Holds views of the model's parameters (and one concatenated q/k/v copy per layer); build it after the model
-    has its final device and dtype. :meth:`supports` says whether a model has this shape.
+    ``LN(word + position [+ token type 0])``; :meth:`head_input` adds the masked-LM head's transform (dense,
+    activation, LayerNorm), whose output the vocabulary projection takes. One compiled call per text
+    (:func:`splade_pyserini.query_kernels.encoder_forward`): no framework overhead per operation, and no
+    interpreter lock, so texts run in parallel on threads. Holds float32 copies of the encoder's parameters
+    (matrices transposed, layers stacked); :meth:`supports` says whether a model has this shape.
     """
 
     def __init__(self, model):
-        import torch
+        from .query_kernels import ACTIVATIONS
 
         kind = getattr(model.config, "model_type", "")
         if not self.supports(model):
             raise ValueError(f"{kind} models are not supported by OneTextForward")
         word, position, token_type, ln0, layers = (_layers_distilbert if kind == "distilbert" else _layers_bert)(model)
-        with torch.no_grad():
-            self.word, self.position = word.detach(), position.detach()
-            self.token_type = None if token_type is None else token_type.detach()
-            self.ln0 = _ln(ln0)
-            self.layers = []
-            for layer in layers:
-                qkv_w = torch.cat([layer[k].weight.detach() for k in ("q", "k", "v")])
-                qkv_b = torch.cat([layer[k].bias.detach() for k in ("q", "k", "v")])
-                self.layers.append((layer["heads"], qkv_w, qkv_b, layer["out"].weight.detach(),
-                                    layer["out"].bias.detach(), _ln(layer["ln1"]), layer["ff1"].weight.detach(),
-                                    layer["ff1"].bias.detach(), layer["act"], layer["ff2"].weight.detach(),
-                                    layer["ff2"].bias.detach(), _ln(layer["ln2"])))
+        head = _head_transform(model)
+        self.act = ACTIVATIONS[_activation_name(model)]
+        self.heads = int(layers[0]["heads"])
+        self.eps = float(ln0.eps)
+        width = word.shape[1]
+        tt = np.zeros(width, np.float32) if token_type is None else _np(token_type)
+        stack = {name: np.stack([f(layer) for layer in layers]) for name, f in {
+            "qkv_w": lambda l: _t(l["q"], l["k"], l["v"]), "qkv_b": lambda l: _b(l["q"], l["k"], l["v"]),
+            "out_w": lambda l: _t(l["out"]), "out_b": lambda l: _b(l["out"]),
+            "ln1_w": lambda l: _np(l["ln1"].weight), "ln1_b": lambda l: _np(l["ln1"].bias),
+            "ff1_w": lambda l: _t(l["ff1"]), "ff1_b": lambda l: _b(l["ff1"]),
+            "ff2_w": lambda l: _t(l["ff2"]), "ff2_b": lambda l: _b(l["ff2"]),
+            "ln2_w": lambda l: _np(l["ln2"].weight), "ln2_b": lambda l: _np(l["ln2"].bias)}.items()}
+        self._args = (_np(word), _np(position), tt, _np(ln0.weight), _np(ln0.bias), self.eps, self.heads, self.act,
+                      *stack.values(), _t(head[0]), _b(head[0]), _np(head[2].weight), _np(head[2].bias),
+                      float(head[2].eps))
 
     @staticmethod
     def supports(model) -> bool:
+        import torch
+
+        from .query_kernels import ACTIVATIONS
+
         kind = getattr(model.config, "model_type", "")
+        first = next(model.parameters())
+        if first.device.type != "cpu" or first.dtype.itemsize != 4 or _head_transform(model) is None:
+            return False
+        if _activation_name(model) not in ACTIVATIONS:
+            return False
         if kind == "distilbert":
             return True
-        return kind == "bert" and getattr(model.config, "position_embedding_type", "absolute") == "absolute"
+        if kind != "bert" or getattr(model.config, "position_embedding_type", "absolute") != "absolute":
+            return False
+        eps = {float(m.eps) for m in model.base_model.modules() if isinstance(m, torch.nn.LayerNorm)}
+        return len(eps) == 1
 
-    def __call__(self, ids: Sequence[int]):
-        import torch
-        import torch.nn.functional as F
+    def _run(self, ids: Sequence[int], with_head: bool) -> np.ndarray:
+        from .query_kernels import encoder_forward
 
-        ids_t = torch.as_tensor(ids, dtype=torch.long, device=self.word.device)
-        n = ids_t.shape[0]
-        x = self.word[ids_t] + self.position[:n]
-        if self.token_type is not None:
-            x = x + self.token_type
-        x = F.layer_norm(x, *self.ln0)
-        for heads, qkv_w, qkv_b, out_w, out_b, ln1, ff1_w, ff1_b, act, ff2_w, ff2_b, ln2 in self.layers:
-            width = x.shape[-1]
-            q, k, v = F.linear(x, qkv_w, qkv_b).view(n, 3, heads, width // heads).permute(1, 2, 0, 3)
-            att = F.scaled_dot_product_attention(q, k, v).transpose(0, 1).reshape(n, width)
-            x = F.layer_norm(F.linear(att, out_w, out_b) + x, *ln1)
-            x = F.layer_norm(F.linear(act(F.linear(x, ff1_w, ff1_b)), ff2_w, ff2_b) + x, *ln2)
-        return x
+        return encoder_forward(np.asarray(ids, dtype=np.int64), *self._args, with_head)
+
+    def __call__(self, ids: Sequence[int]) -> np.ndarray:
+        return self._run(ids, False)
+
+    def head_input(self, ids: Sequence[int]) -> np.ndarray:
+        """The masked-LM head's transform of the hidden states, ``[length, hidden]`` float32."""
+        return self._run(ids, True)
 
 
-def _ln(module) -> tuple:
-    """``F.layer_norm`` arguments of a LayerNorm module."""
-    return (module.normalized_shape, module.weight.detach(), module.bias.detach(), module.eps)
+def _activation_name(model) -> str:
+    config = model.config
+    return str(getattr(config, "activation", None) if config.model_type == "distilbert" else config.hidden_act)
+
+
+def _np(tensor) -> np.ndarray:
+    return np.ascontiguousarray(tensor.detach().numpy(), dtype=np.float32)
+
+
+def _t(*linears) -> np.ndarray:
+    """``W^T`` of one or more linear layers side by side: ``x @ W^T`` is their outputs concatenated."""
+    return np.ascontiguousarray(np.concatenate([_np(m.weight) for m in linears]).T)
+
+
+def _b(*linears) -> np.ndarray:
+    return np.concatenate([_np(m.bias) for m in linears])
 
 
 @contextmanager
@@ -142,20 +185,121 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def map_one_text(fn: Callable[[Sequence[int]], tuple[np.ndarray, np.ndarray]], ids: list[list[int]],
-                 workers: int | None = None, parallel: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``fn`` over every text, each alone on one thread; ``parallel``: several texts at once, one per core."""
+def map_alone(fn: Callable[[T], R], items: Sequence[T], workers: int | None = None, parallel: bool = True) -> list[R]:
+    """``fn`` over every item, each on one thread (torch and BLAS); ``parallel``: several at once, one per core."""
     import torch
 
     workers = default_workers() if workers is None else max(1, int(workers))
     with one_thread():
-        if not parallel or workers == 1 or len(ids) < 2:
-            return [fn(x) for x in ids]
+        if not parallel or workers == 1 or len(items) < 2:
+            return [fn(x) for x in items]
 
         def alone(x):
             if torch.get_num_threads() != 1:  # the intra-op thread count can be per thread (OpenMP)
                 torch.set_num_threads(1)
             return fn(x)
 
-        with ThreadPoolExecutor(max_workers=min(workers, len(ids))) as pool:
-            return list(pool.map(alone, ids))
+        with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+            return list(pool.map(alone, items))
+
+
+def groups(lengths: Sequence[int], parts: int, most_tokens: int = 256) -> list[range]:
+    """Consecutive index ranges of about equal token counts: at least ``parts`` of them (one per worker) when there
+    are enough items, none over ``most_tokens`` tokens unless a single item is."""
+    total = int(sum(lengths))
+    budget = max(1, min(most_tokens, -(-total // max(1, parts))))
+    out, start, tokens = [], 0, 0
+    for i, n in enumerate(lengths):
+        if i > start and tokens + n > budget:
+            out.append(range(start, i))
+            start, tokens = i, 0
+        tokens += n
+    if start < len(lengths):
+        out.append(range(start, len(lengths)))
+    return out
+
+
+class ScreenedProjection:
+    """``top_v = max over positions l of (h_l·w_v + b_v)`` for the entries where it is positive, per text.
+
+    The vocabulary projection of a SPLADE model is ``[positions, hidden] × [hidden, vocab]``, and after the ReLU
+    only a few dozen of the ~30,000 maxima survive. :meth:`candidates` runs one float32 BLAS product over many
+    texts' positions at once (fast: the weight matrix is streamed once for all of them) and keeps each text's
+    entries whose computed logit exceeds ``-margin``; the margin bounds the product's rounding error
+    (``|fl(h·w) - h·w| <= γ_K ||h|| ||w||`` for any summation order), so no positive entry is missed.
+    :meth:`exact` then computes the candidates of one text in float64 from the float32 inputs: the products are
+    exact and are summed by a fixed pairwise tree of element-wise additions, so the result does not depend on the
+    batch, the thread count or the BLAS.
+    """
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, slices: Sequence[np.ndarray] | None = None,
+                 slice_width: int = 2048):
+        self.weight = np.ascontiguousarray(weight, dtype=np.float32)  # [vocab, hidden]
+        self.bias = np.ascontiguousarray(bias, dtype=np.float32)
+        vocab, hidden = self.weight.shape
+        if slices is None:  # [hidden, width] column blocks of W^T: each block's logits stay in the cache
+            slices = [np.ascontiguousarray(self.weight[v:v + slice_width].T) for v in range(0, vocab, slice_width)]
+        self.slices = list(slices)
+        self.starts = np.cumsum([0] + [s.shape[1] for s in self.slices[:-1]])
+        self.width = 1 << max(0, (hidden - 1).bit_length())  # the summation tree's width (zeros pad it)
+        u = 2.0 ** -24  # float32 unit roundoff
+        gamma = (hidden + 2) * u / (1 - (hidden + 2) * u)  # error of a (hidden)-term dot product plus the bias
+        self._margin_per_norm = 2 * gamma * float(np.linalg.norm(self.weight, axis=1).max())
+        self._margin_bias = 2 * gamma * float(np.abs(self.bias).max())
+
+    def candidates(self, hidden: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per text (``[length, hidden]`` float32), the sorted vocabulary ids that may have a positive maximum.
+
+        Texts of about the same length screen fastest together: each is padded to the longest by repeating its
+        first position (which leaves its maximum unchanged), so the max is one reduction over a regular axis.
+        """
+        vocab = self.weight.shape[0]
+        out = [np.zeros(0, np.int64) for _ in hidden]
+        texts = [i for i, h in enumerate(hidden) if len(h)]
+        if not texts:
+            return out
+        longest = max(len(hidden[i]) for i in texts)
+        rows = np.empty((len(texts), longest, self.weight.shape[1]), dtype=np.float32)
+        for j, i in enumerate(texts):
+            h = hidden[i]
+            rows[j, :len(h)] = h
+            rows[j, len(h):] = h[0]
+        norm = np.linalg.norm(rows, axis=2).max(axis=1)
+        threshold = -(norm * self._margin_per_norm + self._margin_bias + 1e-6)[:, None].astype(np.float32)
+        flat = rows.reshape(-1, rows.shape[2])
+        keys = []
+        for start, block in zip(self.starts, self.slices):
+            top = (flat @ block).reshape(len(texts), longest, -1).max(axis=1)  # [texts, width]
+            top += self.bias[start:start + block.shape[1]]
+            t, c = np.nonzero(top > threshold)
+            keys.append(t * vocab + (c + start))
+        keys = np.concatenate(keys)  # ascending within each slice; order them by text, then vocabulary id
+        keys.sort()
+        text, vocab_id = np.divmod(keys, vocab)
+        bounds = np.searchsorted(text, np.arange(len(texts) + 1))
+        for j, i in enumerate(texts):
+            out[i] = vocab_id[bounds[j]:bounds[j + 1]]
+        return out
+
+    def exact(self, h: np.ndarray, candidates: np.ndarray, block_elements: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+        """(vocabulary ids, float64 maxima) of the candidates whose maximum is positive, ids ascending."""
+        candidates = np.asarray(candidates, dtype=np.int64)
+        if len(candidates) == 0 or len(h) == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+        length, hidden = h.shape
+        h64 = np.zeros((length, 1, self.width))
+        h64[:, 0, :hidden] = h
+        tops = []
+        step = max(1, block_elements // (length * self.width))
+        for a in range(0, len(candidates), step):
+            w64 = np.zeros((1, len(candidates[a:a + step]), self.width))
+            w64[0, :, :hidden] = self.weight[candidates[a:a + step]]
+            x = h64 * w64  # exact: a float32 × float32 product fits a float64
+            width = self.width
+            while width > 1:  # pairwise tree, one fixed order for every element
+                width //= 2
+                x = x[..., :width] + x[..., width:2 * width]
+            tops.append(x[..., 0].max(axis=0))
+        top = np.concatenate(tops) + self.bias[candidates].astype(np.float64)
+        keep = top > 0
+        return candidates[keep], top[keep]

@@ -20,10 +20,13 @@ def test_one_text_forward_equals_the_models_forward(tiny_encoder, cranfield):
     assert tiny_encoder._one_text is not None, "BERT models take the lean one-text path"
     with torch.inference_mode():
         for ids in tiny_encoder.tokenize(queries(cranfield, 40), 256):
-            lean = tiny_encoder._one_text(ids)
+            lean = torch.from_numpy(tiny_encoder._one_text(ids))
             full = tiny_encoder.model.base_model(input_ids=torch.tensor([ids])).last_hidden_state[0]
             assert lean.shape == full.shape
             assert torch.allclose(lean, full, atol=1e-5, rtol=0)
+            transform = tiny_encoder.model.cls.predictions.transform
+            assert torch.allclose(torch.from_numpy(tiny_encoder._one_text.head_input(ids)), transform(full),
+                                  atol=1e-4, rtol=1e-5)
 
 
 def test_one_text_forward_distilbert():
@@ -39,7 +42,9 @@ def test_one_text_forward_distilbert():
     ids = [101, 7, 42, 300, 5, 102]
     with torch.inference_mode():
         expected = model.base_model(input_ids=torch.tensor([ids])).last_hidden_state[0]
-        assert torch.allclose(lean(ids), expected, atol=1e-5, rtol=0)
+        assert torch.allclose(torch.from_numpy(lean(ids)), expected, atol=1e-5, rtol=0)
+        head = model.vocab_layer_norm(model.activation(model.vocab_transform(expected)))
+        assert torch.allclose(torch.from_numpy(lean.head_input(ids)), head, atol=1e-4, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["cranfield", "vaswani"])
@@ -82,3 +87,33 @@ def test_query_weights_depend_neither_on_the_batch_nor_on_threads(tiny_encoder, 
     scale = tiny_encoder.card.scale
     for r, q in zip(raw, together[:10]):
         assert {t: int(np.floor(w * scale + 0.5)) for t, w in r.items() if np.floor(w * scale + 0.5) > 0} == q
+
+
+def test_screened_projection_finds_every_positive_maximum_exactly():
+    """Logits built to sit within rounding distance of zero: the screen keeps every entry whose float64 maximum is
+    positive, and the exact pass returns that maximum (float64 products and sums of the float32 inputs)."""
+    from splade_pyserini.query_encoder import ScreenedProjection
+
+    rng = np.random.default_rng(7)
+    vocab, hidden = 5000, 96
+    weight = rng.standard_normal((vocab, hidden)).astype(np.float32)
+    texts = [rng.standard_normal((n, hidden)).astype(np.float32) * 3 for n in (1, 2, 9, 30)]
+    # each text's true maxima, then a bias that puts half of the entries just above zero, half just below
+    tops = [(h.astype(np.float64) @ weight.astype(np.float64).T).max(axis=0) for h in texts]
+    bias = (-tops[2] + rng.choice([-1e-6, 1e-6], vocab)).astype(np.float32)
+    screen = ScreenedProjection(weight, bias, slice_width=1024)
+    for h, candidates in zip(texts, screen.candidates(texts)):
+        expected = (h.astype(np.float64) @ weight.astype(np.float64).T).max(axis=0) + bias.astype(np.float64)
+        positive = np.flatnonzero(expected > 0)
+        assert set(positive) <= set(candidates.tolist())
+        ids, top = screen.exact(h, candidates)
+        assert ids.tolist() == positive.tolist()
+        assert np.allclose(top, expected[positive], rtol=1e-12, atol=1e-12)
+    kept = [len(c) for c in screen.candidates(texts)]
+    assert kept[2] == vocab, "entries within the rounding margin of zero are all kept"
+    assert max(kept[0], kept[1], kept[3]) < 0.8 * vocab, "entries far below zero are screened out"
+    # grouping does not change a text's result
+    alone = [screen.exact(h, screen.candidates([h])[0]) for h in texts]
+    together = [screen.exact(h, c) for h, c in zip(texts, screen.candidates(texts))]
+    for (a_ids, a_top), (t_ids, t_top) in zip(alone, together):
+        assert a_ids.tolist() == t_ids.tolist() and a_top.tobytes() == t_top.tobytes()

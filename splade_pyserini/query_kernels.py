@@ -1,0 +1,123 @@
+"""Compiled (numba) kernels of query encoding on the CPU: one unpadded text through a BERT-style encoder.
+
+One call computes a whole forward pass without Python's interpreter lock (``nogil``), so several queries run at
+once on several threads, and without a framework's per-operation overhead, which for a short query costs more than
+the arithmetic. Matrix products go to the BLAS (numba's ``np.dot``); the rest are plain loops. The arithmetic is
+float32 like the model's, with layer-norm statistics and softmax sums in float64; a query's result depends on
+its own tokens only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+ACTIVATIONS = {"gelu": 0, "relu": 1, "gelu_new": 2, "gelu_pytorch_tanh": 2}
+_SQRT_HALF = 0.7071067811865476
+_SQRT_2_OVER_PI = 0.7978845608028654
+
+
+@njit(nogil=True, cache=True)
+def _layer_norm(x, weight, bias, eps, out):
+    rows, width = x.shape
+    for i in range(rows):
+        mean = 0.0
+        for j in range(width):
+            mean += x[i, j]
+        mean /= width
+        var = 0.0
+        for j in range(width):
+            d = x[i, j] - mean
+            var += d * d
+        inv = 1.0 / math.sqrt(var / width + eps)
+        for j in range(width):
+            out[i, j] = np.float32((x[i, j] - mean) * inv) * weight[j] + bias[j]
+
+
+@njit(nogil=True, cache=True)
+def _activate(x, kind):
+    """In place: 0 exact (erf) GELU, 1 ReLU, 2 tanh-approximated GELU."""
+    rows, width = x.shape
+    for i in range(rows):
+        for j in range(width):
+            v = np.float64(x[i, j])
+            if kind == 0:
+                v = 0.5 * v * (1.0 + math.erf(v * _SQRT_HALF))
+            elif kind == 1:
+                v = max(v, 0.0)
+            else:
+                v = 0.5 * v * (1.0 + math.tanh(_SQRT_2_OVER_PI * (v + 0.044715 * v * v * v)))
+            x[i, j] = np.float32(v)
+
+
+@njit(nogil=True, cache=True)
+def _linear(x, weight_t, bias):
+    out = np.dot(x, weight_t)
+    out += bias
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _attention(qkv, heads, out):
+    """Multi-head self-attention of one unmasked text: ``qkv`` is ``[n, 3 * width]`` (queries, keys, values)."""
+    n = qkv.shape[0]
+    width = out.shape[1]
+    d = width // heads
+    scale = 1.0 / math.sqrt(d)
+    for h in range(heads):
+        q = np.ascontiguousarray(qkv[:, h * d:(h + 1) * d])
+        k = np.ascontiguousarray(qkv[:, width + h * d:width + (h + 1) * d])
+        v = np.ascontiguousarray(qkv[:, 2 * width + h * d:2 * width + (h + 1) * d])
+        scores = np.dot(q, k.T)
+        for i in range(n):
+            top = -np.inf
+            for j in range(n):
+                s = np.float32(scores[i, j] * scale)
+                scores[i, j] = s
+                top = max(top, s)
+            total = 0.0
+            for j in range(n):
+                e = math.exp(np.float64(scores[i, j]) - top)
+                scores[i, j] = e
+                total += e
+            for j in range(n):
+                scores[i, j] = np.float32(scores[i, j] / total)
+        out[:, h * d:(h + 1) * d] = np.dot(scores, v)
+
+
+@njit(nogil=True, cache=True)
+def encoder_forward(ids, word, position, token_type, ln0_w, ln0_b, eps, heads, act,
+                    qkv_w, qkv_b, out_w, out_b, ln1_w, ln1_b, ff1_w, ff1_b, ff2_w, ff2_b, ln2_w, ln2_b,
+                    head_w, head_b, head_ln_w, head_ln_b, head_eps, with_head):
+    """Last hidden states ``[n, width]`` float32 of one text; ``with_head``: after the masked-LM head's transform.
+
+    Layer parameters are stacked on a first axis (one entry per layer); matrices are ``W^T`` (``x @ W^T + b``).
+    ``token_type`` is the type-0 embedding (zeros for models without one).
+    """
+    n = ids.shape[0]
+    width = word.shape[1]
+    x = np.empty((n, width), dtype=np.float32)
+    for i in range(n):
+        for j in range(width):
+            x[i, j] = word[ids[i], j] + position[i, j] + token_type[j]
+    _layer_norm(x, ln0_w, ln0_b, eps, x)
+    att = np.empty((n, width), dtype=np.float32)
+    for layer in range(qkv_w.shape[0]):
+        qkv = _linear(x, qkv_w[layer], qkv_b[layer])
+        _attention(qkv, heads, att)
+        y = _linear(att, out_w[layer], out_b[layer])
+        y += x
+        _layer_norm(y, ln1_w[layer], ln1_b[layer], eps, x)
+        hidden = _linear(x, ff1_w[layer], ff1_b[layer])
+        _activate(hidden, act)
+        y = _linear(hidden, ff2_w[layer], ff2_b[layer])
+        y += x
+        _layer_norm(y, ln2_w[layer], ln2_b[layer], eps, x)
+    if not with_head:
+        return x
+    y = _linear(x, head_w, head_b)
+    _activate(y, act)
+    _layer_norm(y, head_ln_w, head_ln_b, head_eps, y)
+    return y
