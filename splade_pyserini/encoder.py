@@ -98,14 +98,15 @@ def splade_max(model, input_ids, attention_mask, chunk_tokens: int = 8192, head_
 class NumpyHead:
     """The vocabulary projection's max over positions on the CPU through numpy's BLAS, for padded batches.
 
-    :meth:`max_over_positions` takes the max over each text's positions one vocabulary slice at a time, so the
-    ``[tokens, vocab]`` logits never exist whole: each slice's logits stay in the cache between the matrix product
-    and the max, instead of gigabytes going to memory and back.
+    :meth:`max_over_positions` takes the max over each text's positions one vocabulary block at a time, so the
+    ``[tokens, vocab]`` logits never exist whole: each block's logits stay in the cache between the matrix product
+    and the max, instead of gigabytes going to memory and back. ``blocks``: ``W^T`` cut into ``[blocks, hidden,
+    width]`` column blocks (:func:`~splade_pyserini.query_encoder.vocab_blocks`).
     """
 
-    def __init__(self, weight: np.ndarray, slice_width: int = 1024):
-        self.vocab = weight.shape[0]  # weight: [vocab, hidden]
-        self.slices = [np.ascontiguousarray(weight[v:v + slice_width].T) for v in range(0, self.vocab, slice_width)]
+    def __init__(self, blocks: np.ndarray, vocab: int):
+        self.vocab = vocab
+        self.blocks = blocks
 
     def max_over_positions(self, h):
         import torch
@@ -113,11 +114,11 @@ class NumpyHead:
         rows, length, hidden = h.shape
         x = np.ascontiguousarray(h.numpy()).reshape(rows * length, hidden)
         out = np.empty((rows, self.vocab), dtype=np.float32)
-        start = 0
-        for w in self.slices:
-            logits = np.matmul(x, w)
-            np.max(logits.reshape(rows, length, w.shape[1]), axis=1, out=out[:, start:start + w.shape[1]])
-            start += w.shape[1]
+        width = self.blocks.shape[2]
+        for b, block in enumerate(self.blocks):
+            start, stop = b * width, min(self.vocab, (b + 1) * width)
+            logits = np.matmul(x, block).reshape(rows, length, width)
+            np.max(logits[:, :, :stop - start], axis=1, out=out[:, start:stop])
         return torch.from_numpy(out)
 
 
@@ -167,10 +168,9 @@ class SpladeEncoder:
             from .query_encoder import ScreenedProjection
 
             _, weight, bias = mlm_head(self.model)
-            weight = weight.detach().numpy()
-            self._head_matmul = NumpyHead(weight)
-            # queries: screened in batches, then exact per query (see query_encoder), on the same weight slices
-            self._screen = ScreenedProjection(weight, bias.detach().numpy(), slices=self._head_matmul.slices)
+            # queries: screened in batches, then exact per query (see query_encoder); documents share its blocks
+            self._screen = ScreenedProjection(weight.detach().numpy(), bias.detach().numpy())
+            self._head_matmul = NumpyHead(self._screen.blocks, weight.shape[0])
         if compile:
             self._forward = torch.compile(splade_max, dynamic=True)
         from .query_encoder import OneTextForward

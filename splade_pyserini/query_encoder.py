@@ -157,13 +157,15 @@ def _b(*linears) -> np.ndarray:
 
 @contextmanager
 def one_thread():
-    """torch and the BLAS behind numpy on one thread each, for the duration (restored after)."""
+    """torch and the BLAS libraries (numpy's, and SciPy's that the compiled kernels call) on one thread each, for
+    the duration (restored after)."""
     import torch
 
     with _THREADS_LOCK:
         before = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
+            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS of the compiled kernels: loaded, so it is limited too)
             from threadpoolctl import threadpool_limits
 
             limiter = threadpool_limits(limits=1, user_api="blas")
@@ -228,20 +230,18 @@ class ScreenedProjection:
     entries whose computed logit exceeds ``-margin``; the margin bounds the product's rounding error
     (``|fl(h·w) - h·w| <= γ_K ||h|| ||w||`` for any summation order), so no positive entry is missed.
     :meth:`exact` then computes the candidates of one text in float64 from the float32 inputs: the products are
-    exact and are summed by a fixed pairwise tree of element-wise additions, so the result does not depend on the
-    batch, the thread count or the BLAS.
+    exact and are added in one fixed order, so the result does not depend on the batch, the thread count or the
+    BLAS. Both are compiled calls (:mod:`splade_pyserini.query_kernels`) that release the interpreter lock.
     """
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, slices: Sequence[np.ndarray] | None = None,
-                 slice_width: int = 2048):
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, block_width: int = 1024):
         self.weight = np.ascontiguousarray(weight, dtype=np.float32)  # [vocab, hidden]
         self.bias = np.ascontiguousarray(bias, dtype=np.float32)
         vocab, hidden = self.weight.shape
-        if slices is None:  # [hidden, width] column blocks of W^T: each block's logits stay in the cache
-            slices = [np.ascontiguousarray(self.weight[v:v + slice_width].T) for v in range(0, vocab, slice_width)]
-        self.slices = list(slices)
-        self.starts = np.cumsum([0] + [s.shape[1] for s in self.slices[:-1]])
-        self.width = 1 << max(0, (hidden - 1).bit_length())  # the summation tree's width (zeros pad it)
+        self.blocks = vocab_blocks(self.weight, block_width)
+        # padded entries can never pass: their bias is -inf
+        self._padded_bias = np.full(self.blocks.shape[0] * self.blocks.shape[2], -np.inf, dtype=np.float32)
+        self._padded_bias[:vocab] = self.bias
         u = 2.0 ** -24  # float32 unit roundoff
         gamma = (hidden + 2) * u / (1 - (hidden + 2) * u)  # error of a (hidden)-term dot product plus the bias
         self._margin_per_norm = 2 * gamma * float(np.linalg.norm(self.weight, axis=1).max())
@@ -250,56 +250,47 @@ class ScreenedProjection:
     def candidates(self, hidden: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Per text (``[length, hidden]`` float32), the sorted vocabulary ids that may have a positive maximum.
 
-        Texts of about the same length screen fastest together: each is padded to the longest by repeating its
-        first position (which leaves its maximum unchanged), so the max is one reduction over a regular axis.
-        """
-        vocab = self.weight.shape[0]
+        Texts of about the same length screen fastest together (each is padded to the longest)."""
+        from .query_kernels import screen_candidates
+
+        vocab = self._padded_bias.shape[0]
         out = [np.zeros(0, np.int64) for _ in hidden]
         texts = [i for i, h in enumerate(hidden) if len(h)]
         if not texts:
             return out
-        longest = max(len(hidden[i]) for i in texts)
-        rows = np.empty((len(texts), longest, self.weight.shape[1]), dtype=np.float32)
+        lengths = np.array([len(hidden[i]) for i in texts], dtype=np.int64)
+        longest = int(lengths.max())
+        rows = np.zeros((len(texts) * longest, self.weight.shape[1]), dtype=np.float32)
         for j, i in enumerate(texts):
-            h = hidden[i]
-            rows[j, :len(h)] = h
-            rows[j, len(h):] = h[0]
-        norm = np.linalg.norm(rows, axis=2).max(axis=1)
-        threshold = -(norm * self._margin_per_norm + self._margin_bias + 1e-6)[:, None].astype(np.float32)
-        flat = rows.reshape(-1, rows.shape[2])
-        keys = []
-        for start, block in zip(self.starts, self.slices):
-            top = (flat @ block).reshape(len(texts), longest, -1).max(axis=1)  # [texts, width]
-            top += self.bias[start:start + block.shape[1]]
-            t, c = np.nonzero(top > threshold)
-            keys.append(t * vocab + (c + start))
-        keys = np.concatenate(keys)  # ascending within each slice; order them by text, then vocabulary id
-        keys.sort()
+            rows[j * longest:j * longest + lengths[j]] = hidden[i]
+        norm = np.linalg.norm(rows, axis=1).reshape(len(texts), longest).max(axis=1)
+        thresholds = (-(norm * self._margin_per_norm + self._margin_bias + 1e-6)).astype(np.float32)
+        keys = screen_candidates(rows, longest, lengths, self.blocks, self._padded_bias, thresholds)
         text, vocab_id = np.divmod(keys, vocab)
         bounds = np.searchsorted(text, np.arange(len(texts) + 1))
         for j, i in enumerate(texts):
             out[i] = vocab_id[bounds[j]:bounds[j + 1]]
         return out
 
-    def exact(self, h: np.ndarray, candidates: np.ndarray, block_elements: int = 1 << 20) -> tuple[np.ndarray, np.ndarray]:
+    def exact(self, h: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(vocabulary ids, float64 maxima) of the candidates whose maximum is positive, ids ascending."""
+        from .query_kernels import exact_maxima
+
         candidates = np.asarray(candidates, dtype=np.int64)
         if len(candidates) == 0 or len(h) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        length, hidden = h.shape
-        h64 = np.zeros((length, 1, self.width))
-        h64[:, 0, :hidden] = h
-        tops = []
-        step = max(1, block_elements // (length * self.width))
-        for a in range(0, len(candidates), step):
-            w64 = np.zeros((1, len(candidates[a:a + step]), self.width))
-            w64[0, :, :hidden] = self.weight[candidates[a:a + step]]
-            x = h64 * w64  # exact: a float32 × float32 product fits a float64
-            width = self.width
-            while width > 1:  # pairwise tree, one fixed order for every element
-                width //= 2
-                x = x[..., :width] + x[..., width:2 * width]
-            tops.append(x[..., 0].max(axis=0))
-        top = np.concatenate(tops) + self.bias[candidates].astype(np.float64)
+        top = exact_maxima(np.ascontiguousarray(h, dtype=np.float32), self.weight, self.bias, candidates)
         keep = top > 0
         return candidates[keep], top[keep]
+
+
+def vocab_blocks(weight: np.ndarray, width: int) -> np.ndarray:
+    """``W^T`` (``weight`` is ``[vocab, hidden]``) cut into ``[blocks, hidden, width]`` contiguous column blocks, the
+    last one padded with zeros: each block's logits stay in the cache between the product and what uses them."""
+    vocab, hidden = weight.shape
+    n = -(-vocab // width)
+    blocks = np.zeros((n, hidden, width), dtype=np.float32)
+    for b in range(n):
+        part = weight[b * width:(b + 1) * width]
+        blocks[b, :, :len(part)] = part.T
+    return blocks

@@ -121,3 +121,75 @@ def encoder_forward(ids, word, position, token_type, ln0_w, ln0_b, eps, heads, a
     _activate(y, act)
     _layer_norm(y, head_ln_w, head_ln_b, head_eps, y)
     return y
+
+
+@njit(nogil=True, cache=True, fastmath={"nnan", "ninf"})
+def _max_rows(logits, first, stop, best):
+    """``best[j] = max over rows first..stop-1 of logits[i, j]`` (finite values: vectorised)."""
+    width = best.shape[0]
+    for j in range(width):
+        best[j] = logits[first, j]
+    for i in range(first + 1, stop):
+        for j in range(width):
+            best[j] = max(best[j], logits[i, j])
+
+
+@njit(nogil=True, cache=True)
+def screen_block(logits, longest, lengths, bias, thresholds, base, vocab, keys, count):
+    """Appends to ``keys`` (from ``count``; returns the new count) ``text * vocab + base + j`` for each entry j of
+    this block of logits (``[texts * longest, width]``, a text's rows one after the other, rows past its length
+    ignored) whose max over the text's rows plus ``bias[j]`` exceeds the text's threshold."""
+    width = logits.shape[1]
+    best = np.empty(width, dtype=np.float32)
+    for t in range(lengths.shape[0]):
+        _max_rows(logits, t * longest, t * longest + lengths[t], best)
+        limit = thresholds[t]
+        for j in range(width):
+            if best[j] + bias[j] > limit:
+                keys[count] = t * vocab + base + j
+                count += 1
+    return count
+
+
+@njit(nogil=True, cache=True)
+def screen_candidates(rows, longest, lengths, blocks, bias, thresholds):
+    """Keys ``text * (blocks * width) + id``, ascending, of the vocabulary entries whose max over a text's positions
+    of the float32 logit ``row·w + b`` exceeds the text's threshold.
+
+    ``rows`` is ``[texts * longest, hidden]``, each text's positions one after the other (rows past its length are
+    ignored); ``blocks`` is W^T cut into ``[blocks, hidden, width]`` column blocks (the last one padded) and
+    ``bias`` is padded likewise (with -inf). The products go to the BLAS (numba's ``np.dot``, through SciPy's).
+    """
+    n_blocks, _, width = blocks.shape
+    vocab = n_blocks * width
+    keys = np.empty(lengths.shape[0] * vocab, dtype=np.int64)
+    count = 0
+    for b in range(n_blocks):
+        logits = np.dot(rows, blocks[b])
+        count = screen_block(logits, longest, lengths, bias[b * width:(b + 1) * width], thresholds, b * width,
+                             vocab, keys, count)
+    out = keys[:count].copy()
+    out.sort()
+    return out
+
+
+@njit(nogil=True, cache=True)
+def exact_maxima(h, weight, bias, candidates):
+    """For each candidate vocabulary id v: ``max over positions l of (Σ_k h[l,k]·w[v,k]) + b[v]`` in float64.
+
+    The products of float32 inputs are exact in float64 and are added in one fixed order (k ascending), so the
+    result depends on nothing but ``h`` and the weights.
+    """
+    length, hidden = h.shape
+    out = np.empty(candidates.shape[0], dtype=np.float64)
+    for c in range(candidates.shape[0]):
+        v = candidates[c]
+        top = -np.inf
+        for l in range(length):
+            s = 0.0
+            for k in range(hidden):
+                s += np.float64(h[l, k]) * np.float64(weight[v, k])
+            if s > top:
+                top = s
+        out[c] = top + np.float64(bias[v])
+    return out

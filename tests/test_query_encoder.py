@@ -91,7 +91,7 @@ def test_query_weights_depend_neither_on_the_batch_nor_on_threads(tiny_encoder, 
 
 def test_screened_projection_finds_every_positive_maximum_exactly():
     """Logits built to sit within rounding distance of zero: the screen keeps every entry whose float64 maximum is
-    positive, and the exact pass returns that maximum (float64 products and sums of the float32 inputs)."""
+    positive, and the exact pass returns that maximum (exact float64 products of the float32 inputs)."""
     from splade_pyserini.query_encoder import ScreenedProjection
 
     rng = np.random.default_rng(7)
@@ -101,7 +101,7 @@ def test_screened_projection_finds_every_positive_maximum_exactly():
     # each text's true maxima, then a bias that puts half of the entries just above zero, half just below
     tops = [(h.astype(np.float64) @ weight.astype(np.float64).T).max(axis=0) for h in texts]
     bias = (-tops[2] + rng.choice([-1e-6, 1e-6], vocab)).astype(np.float32)
-    screen = ScreenedProjection(weight, bias, slice_width=1024)
+    screen = ScreenedProjection(weight, bias, block_width=1024)
     for h, candidates in zip(texts, screen.candidates(texts)):
         expected = (h.astype(np.float64) @ weight.astype(np.float64).T).max(axis=0) + bias.astype(np.float64)
         positive = np.flatnonzero(expected > 0)
