@@ -14,6 +14,7 @@ Variants (card ``variant``): ``full``; ``lexical`` (query weights kept only on t
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -162,6 +163,7 @@ class SpladeEncoder:
         self._forward = splade_max
         self._head_matmul = None
         self._screen = None
+        self._restricted = None  # (key, screen) of the last vocabulary a query encoding was restricted to
         if self.device == "cpu" and self.dtype == torch.float32 and mlm_head(self.model) is not None:
             # On CPUs, the vocabulary projection (≈ 90% of a small SPLADE's work) runs faster through numpy's
             # BLAS (OpenBLAS) than through torch's (MKL picks slow kernels on AMD): same float32 maths.
@@ -280,11 +282,20 @@ class SpladeEncoder:
         cols = np.flatnonzero(top > 0)  # relu: only positive maxima survive; log1p on those alone
         return self._query_weights(ids, cols, top[cols])
 
-    def _finish_screened(self, ids: list[list[int]], hidden: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _finish_screened(self, screen, ids: list[list[int]], hidden: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
         """(term ids, float32 weights) of a group of queries from their hidden states: the vocabulary projection
         screened for the group at once, then finished per query in float64 (see query_encoder)."""
-        candidates = self._screen.candidates(hidden)
-        return [self._query_weights(x, *self._screen.exact(h, c)) for x, h, c in zip(ids, hidden, candidates)]
+        candidates = screen.candidates(hidden)
+        return [self._query_weights(x, *screen.exact(h, c)) for x, h, c in zip(ids, hidden, candidates)]
+
+    def _screen_for(self, vocabulary: np.ndarray | None):
+        """The query screen over the whole vocabulary, or over ``vocabulary`` only (kept for the next call)."""
+        if vocabulary is None:
+            return self._screen
+        key = hashlib.blake2b(np.ascontiguousarray(vocabulary, dtype=np.int64).tobytes(), digest_size=16).digest()
+        if self._restricted is None or self._restricted[0] != key:
+            self._restricted = (key, self._screen.restricted(vocabulary))
+        return self._restricted[1]
 
     def _query_weights(self, ids: Sequence[int], cols: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """log1p of the positive maxima ``top`` at vocabulary ids ``cols``, the variant's rule applied."""
@@ -293,23 +304,26 @@ class SpladeEncoder:
             cols, top = cols[keep], top[keep]
         return cols.astype(np.int32), np.log1p(top).astype(np.float32)
 
-    def _encode_queries_ids(self, ids: list[list[int]]) -> SparseBatch:
+    def _encode_queries_ids(self, ids: list[list[int]], vocabulary: np.ndarray | None = None) -> SparseBatch:
         from .query_encoder import default_workers, groups, map_alone
 
         if self._screen is not None:
+            screen = self._screen_for(vocabulary)
             # Groups of queries of similar lengths, one group per worker at a time: each query's hidden states
             # alone (one compiled call), then the group's screened projection.
             workers = self.query_workers or default_workers()
             order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
             parts = [[ids[order[j]] for j in r] for r in groups([len(ids[i]) for i in order], 2 * workers)]
-            done = map_alone(lambda part: self._finish_screened(part, [self._query_hidden(x).numpy() for x in part]),
-                             parts, workers)
+            done = map_alone(lambda part: self._finish_screened(screen, part, [self._query_hidden(x).numpy()
+                                                                                for x in part]), parts, workers)
             rows = [None] * len(ids)
             for i, row in zip(order, (row for part_rows in done for row in part_rows)):
                 rows[i] = row
         else:
             rows = map_alone(self._one_query, ids, workers=self.query_workers,
                              parallel=not self.device.startswith("cuda"))
+            if vocabulary is not None:
+                rows = [(t[keep], w[keep]) for t, w in rows for keep in [np.isin(t, vocabulary)]]
         counts = np.fromiter((len(t) for t, _ in rows), dtype=np.int64, count=len(rows))
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
@@ -317,29 +331,38 @@ class SpladeEncoder:
         weights = np.concatenate([w for _, w in rows]) if rows else np.zeros(0, np.float32)
         return SparseBatch(offsets, terms.astype(np.int32, copy=False), weights.astype(np.float32, copy=False))
 
-    def encode_ids(self, ids: list[list[int]], kind: str = "document", prepared=None) -> SparseBatch:
+    def encode_ids(self, ids: list[list[int]], kind: str = "document", prepared=None,
+                   vocabulary: np.ndarray | None = None) -> SparseBatch:
         """Sparse vectors for pre-tokenised texts, in the given order (``prepared``: from :meth:`prepare`).
 
         Documents go through length-sorted padded batches; queries are encoded one by one (see
         :mod:`splade_pyserini.query_encoder`), so a query's weights never depend on the other queries.
+        ``vocabulary`` (queries only): keep only these term ids; on the CPU the others are not even computed.
         """
         n = len(ids)
         if n == 0:
             return SparseBatch(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
         if kind == "query" and self.card.variant == "doc":
-            return self._to_sparse(self._bag_of_words(ids))
+            bow = self._bag_of_words(ids)
+            if vocabulary is not None:
+                import torch
+
+                keep = torch.zeros(bow.shape[1], dtype=torch.bool, device=bow.device)
+                keep[torch.as_tensor(np.asarray(vocabulary, dtype=np.int64), device=bow.device)] = True
+                bow[:, ~keep] = 0.0
+            return self._to_sparse(bow)
         if kind == "query":
-            return self._encode_queries_ids(ids)
+            return self._encode_queries_ids(ids, vocabulary)
         parts: list[tuple[np.ndarray, SparseBatch]] = []
         for idx, input_ids, mask in (prepared if prepared is not None else self.prepare(ids)):
             parts.append((idx, self._to_sparse(self._weights(input_ids, mask))))
         return _reorder(parts, n)
 
-    def encode(self, texts: Sequence[str], kind: str = "document") -> SparseBatch:
+    def encode(self, texts: Sequence[str], kind: str = "document", vocabulary: np.ndarray | None = None) -> SparseBatch:
         if kind not in ("document", "query"):
             raise ValueError(f"kind must be 'document' or 'query', not {kind!r}")
         max_length = self.card.doc_max_length if kind == "document" else self.card.query_max_length
-        return self.encode_ids(self.tokenize(texts, max_length), kind)
+        return self.encode_ids(self.tokenize(texts, max_length), kind, vocabulary=vocabulary)
 
     # --- dict API -----------------------------------------------------------------------------------------
     def to_dicts(self, batch: SparseBatch) -> list[dict[str, float]]:
@@ -370,17 +393,19 @@ class SpladeEncoder:
             return _as_vectors(self, texts, "query")
         return self.to_dicts(self.encode(texts, "query"))
 
-    def quantized_queries(self, texts: Sequence[str], scale: float | None = None) -> list[dict[str, int]]:
+    def quantized_queries(self, texts: Sequence[str], scale: float | None = None,
+                          vocabulary: np.ndarray | None = None) -> list[dict[str, int]]:
         """``[{token: int weight}]`` per query, ``round(w * scale)`` with zeros dropped, as searched.
 
         Each query is encoded alone on one thread (several at once, one per core), so its weights depend neither
-        on the other queries nor on the machine's thread count.
+        on the other queries nor on the machine's thread count. ``vocabulary``: only these term ids (e.g. those an
+        index holds); the weights of the others are not computed.
         """
         empty = [i for i, t in enumerate(texts) if not str(t).strip()]
         if empty:
             raise SpladeError(f"query #{empty[0] + 1} is empty; give every query some text.")
         scale = self.card.scale if scale is None else scale
-        batch = self.encode(list(texts), "query")
+        batch = self.encode(list(texts), "query", vocabulary=vocabulary)
         q = quantize(batch.weights, scale)
         vocab, out = self.vocab, []
         for i in range(len(batch)):

@@ -357,6 +357,11 @@ class BatchSearcher:
         return int(self._searcher.searchToRun(qids, offsets, terms, weights, float(scale), int(k),
                                               int(max(1, threads)), str(Path(run_path).resolve()), str(tag)))
 
+    def terms(self) -> list[str] | None:
+        """Every term of the searched field (None when a term holds a newline, which one string cannot carry)."""
+        joined = self._searcher.termsJoined()
+        return None if joined is None else (joined.split("\n") if joined else [])
+
     @property
     def num_docs(self) -> int:
         return int(self._searcher.numDocs())

@@ -234,9 +234,10 @@ class ScreenedProjection:
     BLAS. Both are compiled calls (:mod:`splade_pyserini.query_kernels`) that release the interpreter lock.
     """
 
-    def __init__(self, weight: np.ndarray, bias: np.ndarray, block_width: int = 1024):
+    def __init__(self, weight: np.ndarray, bias: np.ndarray, block_width: int = 1024, ids: np.ndarray | None = None):
         self.weight = np.ascontiguousarray(weight, dtype=np.float32)  # [vocab, hidden]
         self.bias = np.ascontiguousarray(bias, dtype=np.float32)
+        self.ids = ids  # the vocabulary ids of the rows, when this screens part of a vocabulary (see restricted)
         vocab, hidden = self.weight.shape
         self.blocks = vocab_blocks(self.weight, block_width)
         # padded entries can never pass: their bias is -inf
@@ -247,8 +248,16 @@ class ScreenedProjection:
         self._margin_per_norm = 2 * gamma * float(np.linalg.norm(self.weight, axis=1).max())
         self._margin_bias = 2 * gamma * float(np.abs(self.bias).max())
 
+    def restricted(self, ids: np.ndarray) -> "ScreenedProjection":
+        """The same projection over the vocabulary entries ``ids`` only (ascending): the rest are never computed.
+
+        A searcher needs no weight for a term that its index does not hold (it matches nothing)."""
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        return ScreenedProjection(self.weight[ids], self.bias[ids], self.blocks.shape[2], ids=ids)
+
     def candidates(self, hidden: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Per text (``[length, hidden]`` float32), the sorted vocabulary ids that may have a positive maximum.
+        """Per text (``[length, hidden]`` float32), the sorted rows that may have a positive maximum (row ``r`` is
+        vocabulary id ``r``, or ``ids[r]`` for a restricted projection).
 
         Texts of about the same length screen fastest together (each is padded to the longest)."""
         from .query_kernels import screen_candidates
@@ -273,7 +282,7 @@ class ScreenedProjection:
         return out
 
     def exact(self, h: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(vocabulary ids, float64 maxima) of the candidates whose maximum is positive, ids ascending."""
+        """(vocabulary ids, float64 maxima) of the candidate rows whose maximum is positive, ids ascending."""
         from .query_kernels import exact_maxima
 
         candidates = np.asarray(candidates, dtype=np.int64)
@@ -281,7 +290,8 @@ class ScreenedProjection:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
         top = exact_maxima(np.ascontiguousarray(h, dtype=np.float32), self.weight, self.bias, candidates)
         keep = top > 0
-        return candidates[keep], top[keep]
+        rows = candidates[keep]
+        return (rows if self.ids is None else self.ids[rows]), top[keep]
 
 
 def vocab_blocks(weight: np.ndarray, width: int) -> np.ndarray:

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
+
 from .encoder import SpladeEncoder, load_encoder
 from .errors import SpladeError
 from .index import INDEX_META, read_index_meta
@@ -55,6 +57,7 @@ class SpladeSearcher:
         # The encoder encodes each query alone (see query_encoder), so a query gets the same integer weights
         # here, in Pyserini's searcher (through the plugin) and in an interactive search().
         self._batch = None
+        self._vocabulary = None  # the index's terms as vocabulary ids (see encode_for_search); False: not used
         if fast:
             from .javaext import BatchSearcher, enable
 
@@ -69,6 +72,24 @@ class SpladeSearcher:
     def encode_queries(self, queries: Sequence[str]) -> list[dict[str, int]]:
         """Integer query weights, quantised exactly like the index's document weights (zeros dropped)."""
         return self.encoder.quantized_queries(queries, self.scale)
+
+    def encode_for_search(self, queries: Sequence[str]) -> list[dict[str, int]]:
+        """:meth:`encode_queries` without the terms that the index does not hold: they match nothing, so leaving
+        them out changes no score, and on the CPU their weights are not even computed (the vocabulary projection
+        is most of a query's encoding; a small collection holds a fraction of the vocabulary)."""
+        return self.encoder.quantized_queries(queries, self.scale, vocabulary=self._index_vocabulary())
+
+    def _index_vocabulary(self):
+        """Vocabulary ids of the terms the index holds, or None (all of them) when that would save little."""
+        if self._vocabulary is None:
+            self._vocabulary = False
+            terms = self._batch.terms() if self._batch is not None else None
+            if terms is not None:
+                vocab = self.encoder.tokenizer.get_vocab()
+                ids = np.unique(np.fromiter((vocab[t] for t in terms if t in vocab), dtype=np.int64))
+                if len(ids) < 0.9 * self.encoder.vocab_size:
+                    self._vocabulary = ids
+        return None if self._vocabulary is False else self._vocabulary
 
     def _jquery(self, weights: dict[str, int]):
         jq = self._HashMap()
@@ -97,7 +118,7 @@ class SpladeSearcher:
         threads = default_workers() if threads is None else threads
         if len(queries) != len(qids):
             raise SpladeError(f"{len(queries)} queries but {len(qids)} query ids.")
-        encoded = self.encode_queries(queries)
+        encoded = self.encode_for_search(queries)
         if self._batch is not None:  # integer weights, so scale 1: the same quantisation as the stock path
             return self._batch.search(encoded, [str(q) for q in qids], int(k), int(threads), scale=1.0)
         jqueries, jqids = self._ArrayList(), self._ArrayList()

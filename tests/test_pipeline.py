@@ -151,3 +151,27 @@ print(json.dumps({{"one": fast_one == slow_one,
                     "--topics", str(topics), "--encoder", "splade-tiny", "--impact", "--output", str(plugin),
                     "--hits", "100", "--batch-size", "8", "--threads", "2"], check=True, capture_output=True)
     assert [line.split()[:5] for line in open(ours)] == [line.split()[:5] for line in open(plugin)]
+
+
+def test_search_computes_only_the_terms_the_index_holds(cranfield_pipeline, cranfield, tiny_encoder):
+    """batch_search leaves out query terms the index does not hold (their weights are not even computed): the
+    other weights are unchanged and so is every run."""
+    from splade_pyserini import SpladeSearcher
+    from splade_pyserini.topics import read_topics
+
+    indexed = set()
+    for path in sorted(cranfield_pipeline["vectors"].glob("vectors-*.jsonl")):
+        for line in open(path):
+            indexed.update(t for t, w in json.loads(line)["vector"].items() if w > 0)
+    topics = read_topics(cranfield)
+    qids = list(topics)
+    texts = [topics[q] for q in qids]
+    with SpladeSearcher(cranfield_pipeline["index"], tiny_encoder) as searcher:
+        vocabulary = searcher._index_vocabulary()
+        assert vocabulary is not None, "a small collection holds a part of the vocabulary"
+        assert {tiny_encoder.vocab[i] for i in vocabulary} == indexed
+        full = searcher.encode_queries(texts)
+        restricted = searcher.encode_for_search(texts)
+        assert restricted == [{t: w for t, w in q.items() if t in indexed} for q in full]
+        assert sum(len(q) for q in full) > sum(len(q) for q in restricted), "some query terms are not indexed"
+        assert searcher.batch_search(texts, qids, k=100, threads=2) == searcher._batch.search(full, qids, 100, 2)

@@ -117,3 +117,10 @@ def test_screened_projection_finds_every_positive_maximum_exactly():
     together = [screen.exact(h, c) for h, c in zip(texts, screen.candidates(texts))]
     for (a_ids, a_top), (t_ids, t_top) in zip(alone, together):
         assert a_ids.tolist() == t_ids.tolist() and a_top.tobytes() == t_top.tobytes()
+    # a projection restricted to part of the vocabulary gives the same maxima on that part, and nothing else
+    part = np.sort(rng.choice(vocab, vocab // 3, replace=False))
+    sub = screen.restricted(part)
+    for h, (ids, top) in zip(texts, together):
+        keep = np.isin(ids, part)
+        s_ids, s_top = sub.exact(h, sub.candidates([h])[0])
+        assert s_ids.tolist() == ids[keep].tolist() and s_top.tobytes() == top[keep].tobytes()

@@ -17,6 +17,7 @@ import org.apache.lucene.index.FieldInfo;
 import org.apache.lucene.index.IndexReader;
 import org.apache.lucene.index.LeafReader;
 import org.apache.lucene.index.LeafReaderContext;
+import org.apache.lucene.index.MultiTerms;
 import org.apache.lucene.index.PostingsEnum;
 import org.apache.lucene.index.StoredFields;
 import org.apache.lucene.index.Terms;
@@ -54,6 +55,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Impact search of a whole batch of sparse queries in one call (one JNI crossing from Python).
@@ -129,6 +131,9 @@ public class SpladeBatchSearcher implements Closeable {
   private final ThreadLocal<Workspace> workspaces;
   private volatile IdCache idCache;
   private volatile boolean idCacheDone;
+  /** Search threads kept from call to call (with their workspaces); grown when a call asks for more. */
+  private ExecutorService pool;
+  private int poolThreads;
 
   public SpladeBatchSearcher(String indexDir) throws IOException {
     this(indexDir, "contents");
@@ -155,6 +160,49 @@ public class SpladeBatchSearcher implements Closeable {
     this.idValuesSortable = sortable;
     final int windowSize = Math.min(WINDOW, largestSegment);
     this.workspaces = ThreadLocal.withInitial(() -> new Workspace(windowSize));
+  }
+
+  /** The kept pool, with at least {@code threads} daemon threads (a larger one replaces a smaller one); a call
+   * uses as many of them as it asks for. */
+  private synchronized ExecutorService pool(int threads) {
+    if (pool == null || poolThreads < threads) {
+      if (pool != null) {
+        pool.shutdown();
+      }
+      pool = Executors.newFixedThreadPool(threads, task -> {
+        Thread thread = new Thread(task, "splade-search");
+        thread.setDaemon(true);
+        return thread;
+      });
+      poolThreads = threads;
+    }
+    return pool;
+  }
+
+  /**
+   * Every term of the searched field, joined by newlines (one string crosses JNI), or null when a term itself holds
+   * a newline. A query term outside this set matches nothing, so its weight need not even be computed.
+   */
+  public String termsJoined() throws IOException {
+    Terms terms = MultiTerms.getTerms(reader, field);
+    if (terms == null) {
+      return "";
+    }
+    StringBuilder all = new StringBuilder();
+    TermsEnum it = terms.iterator();
+    boolean first = true;
+    for (BytesRef term = it.next(); term != null; term = it.next()) {
+      String text = term.utf8ToString();
+      if (text.indexOf('\n') >= 0) {
+        return null;
+      }
+      if (!first) {
+        all.append('\n');
+      }
+      all.append(text);
+      first = false;
+    }
+    return all.toString();
   }
 
   public int numDocs() {
@@ -813,31 +861,48 @@ public class SpladeBatchSearcher implements Closeable {
         results[i] = searchOne(quantizedQuery(terms, weights, offsets[i], offsets[i + 1], scale), k);
       }
     } else {
-      ExecutorService pool = Executors.newFixedThreadPool(Math.min(threads, n));
+      // `workers` tasks on the kept pool take the queries in turn; a query's failure is kept and the first
+      // failing query's error (in query order) is thrown once all are done, whatever the thread timing.
+      int workers = Math.min(threads, n);
+      ExecutorService pool = pool(workers);
+      AtomicInteger next = new AtomicInteger();
+      Throwable[] errors = new Throwable[n];
+      List<Future<?>> futures = new ArrayList<>(workers);
+      for (int w = 0; w < workers; w++) {
+        futures.add(pool.submit(() -> {
+          for (int i = next.getAndIncrement(); i < n; i = next.getAndIncrement()) {
+            try {
+              results[i] = searchOne(quantizedQuery(terms, weights, offsets[i], offsets[i + 1], scale), k);
+            } catch (Throwable t) {
+              errors[i] = t;
+            }
+          }
+        }));
+      }
       try {
-        List<Future<ScoredDocs>> futures = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-          final int from = offsets[i];
-          final int to = offsets[i + 1];
-          futures.add(pool.submit(() -> searchOne(quantizedQuery(terms, weights, from, to, scale), k)));
-        }
-        for (int i = 0; i < n; i++) {
-          results[i] = futures.get(i).get();
+        for (Future<?> f : futures) {
+          f.get();
         }
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new IOException("interrupted", e);
       } catch (ExecutionException e) {
-        Throwable cause = e.getCause();
+        throw new IOException(e.getCause());
+      }
+      for (Throwable cause : errors) {
+        if (cause == null) {
+          continue;
+        }
         if (cause instanceof IOException io) {
           throw io;
         }
         if (cause instanceof RuntimeException re) {
           throw re;
         }
+        if (cause instanceof Error err) {
+          throw err;
+        }
         throw new IOException(cause);
-      } finally {
-        pool.shutdownNow();
       }
     }
     int[] hitOffsets = new int[n + 1];
@@ -894,6 +959,12 @@ public class SpladeBatchSearcher implements Closeable {
 
   @Override
   public void close() throws IOException {
+    synchronized (this) {
+      if (pool != null) {
+        pool.shutdownNow();
+        pool = null;
+      }
+    }
     workspaces.remove();
     reader.close();
   }
