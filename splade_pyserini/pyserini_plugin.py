@@ -15,6 +15,8 @@ import inspect
 import os
 from pathlib import Path
 
+import numpy as np
+
 
 def prepare_java() -> None:
     from .jdk import ensure_java
@@ -91,11 +93,22 @@ def _fast_path(searcher, fields):
 
 
 def _encode(searcher, queries) -> list[dict[str, int]]:
-    """Integer query weights, with Pyserini's rule of keeping only index terms whose idf exceeds ``min_idf``."""
-    encoded = searcher.query_encoder.encode_batch(queries)
-    if searcher.min_idf == float("-inf"):
-        return encoded  # terms missing from the index score nothing: no filter needed
+    """Integer query weights, with Pyserini's rule of keeping only index terms whose idf exceeds ``min_idf``.
+
+    Pyserini's searcher already holds the idf of every index term; the query encoder computes the weights of
+    those terms only (the others would be dropped, or would match nothing), as ``SpladeSearcher`` does."""
     idf, floor = searcher.idf, searcher.min_idf
+    vocabulary = getattr(searcher, "_splade_vocabulary", None)
+    if vocabulary is None:
+        encoder = searcher.query_encoder.encoder
+        vocab = encoder.tokenizer.get_vocab()
+        ids = np.unique(np.fromiter((vocab[t] for t, v in idf.items() if t in vocab and v > floor), dtype=np.int64))
+        vocabulary = searcher._splade_vocabulary = ids if len(ids) < 0.9 * encoder.vocab_size else False
+    if vocabulary is not False:
+        return searcher.query_encoder.encoder.quantized_queries(list(queries), vocabulary=vocabulary)
+    encoded = searcher.query_encoder.encode_batch(queries)
+    if floor == float("-inf"):
+        return encoded  # terms missing from the index score nothing: no filter needed
     return [{t: w for t, w in q.items() if t in idf and idf[t] > floor} for q in encoded]
 
 
