@@ -393,6 +393,14 @@ class SpladeEncoder:
             return _as_vectors(self, texts, "query")
         return self.to_dicts(self.encode(texts, "query"))
 
+    def vocabulary_ids(self, terms: Iterable[str]) -> np.ndarray | None:
+        """Vocabulary ids (ascending) of ``terms`` — say, those an index holds — for the ``vocabulary`` argument of
+        the query encoders; None when they cover nine tenths of the vocabulary or more, where restricting the
+        queries to them would save little."""
+        vocab = self.tokenizer.get_vocab()
+        ids = np.unique(np.fromiter((vocab[t] for t in terms if t in vocab), dtype=np.int64))
+        return ids if len(ids) < 0.9 * self.vocab_size else None
+
     def quantized_queries(self, texts: Sequence[str], scale: float | None = None,
                           vocabulary: np.ndarray | None = None) -> list[dict[str, int]]:
         """``[{token: int weight}]`` per query, ``round(w * scale)`` with zeros dropped, as searched.

@@ -15,8 +15,6 @@ import inspect
 import os
 from pathlib import Path
 
-import numpy as np
-
 
 def prepare_java() -> None:
     from .jdk import ensure_java
@@ -98,14 +96,11 @@ def _encode(searcher, queries) -> list[dict[str, int]]:
     Pyserini's searcher already holds the idf of every index term; the query encoder computes the weights of
     those terms only (the others would be dropped, or would match nothing), as ``SpladeSearcher`` does."""
     idf, floor = searcher.idf, searcher.min_idf
-    vocabulary = getattr(searcher, "_splade_vocabulary", None)
-    if vocabulary is None:
-        encoder = searcher.query_encoder.encoder
-        vocab = encoder.tokenizer.get_vocab()
-        ids = np.unique(np.fromiter((vocab[t] for t, v in idf.items() if t in vocab and v > floor), dtype=np.int64))
-        vocabulary = searcher._splade_vocabulary = ids if len(ids) < 0.9 * encoder.vocab_size else False
-    if vocabulary is not False:
-        return searcher.query_encoder.encoder.quantized_queries(list(queries), vocabulary=vocabulary)
+    encoder = searcher.query_encoder.encoder
+    if not hasattr(searcher, "_splade_vocabulary"):
+        searcher._splade_vocabulary = encoder.vocabulary_ids(t for t, v in idf.items() if v > floor)
+    if searcher._splade_vocabulary is not None:
+        return encoder.quantized_queries(list(queries), vocabulary=searcher._splade_vocabulary)
     encoded = searcher.query_encoder.encode_batch(queries)
     if floor == float("-inf"):
         return encoded  # terms missing from the index score nothing: no filter needed

@@ -12,7 +12,7 @@ flips. So:
 * the vocabulary projection, ``max over positions of h·W^T + b`` (nearly all of the work), is done in two steps by
   :class:`ScreenedProjection`: a float32 matrix product over many queries at once (fast, in any summation order)
   only finds the few vocabulary entries that may be positive, with a margin wider than its rounding error; then
-  those entries alone are computed per query in float64 (exact products, a fixed summation tree) and rounded.
+  those entries alone are computed per query in float64 (exact products, added in one fixed order) and rounded.
   The weights are thus the formula's to float64 precision whatever the batch, the threads or the BLAS.
 
 The speed comes from running several groups of queries at once, one per core.

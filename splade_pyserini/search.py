@@ -11,8 +11,6 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from .encoder import SpladeEncoder, load_encoder
 from .errors import SpladeError
 from .index import INDEX_META, read_index_meta
@@ -82,13 +80,9 @@ class SpladeSearcher:
     def _index_vocabulary(self):
         """Vocabulary ids of the terms the index holds, or None (all of them) when that would save little."""
         if self._vocabulary is None:
-            self._vocabulary = False
             terms = self._batch.terms() if self._batch is not None else None
-            if terms is not None:
-                vocab = self.encoder.tokenizer.get_vocab()
-                ids = np.unique(np.fromiter((vocab[t] for t in terms if t in vocab), dtype=np.int64))
-                if len(ids) < 0.9 * self.encoder.vocab_size:
-                    self._vocabulary = ids
+            ids = None if terms is None else self.encoder.vocabulary_ids(terms)
+            self._vocabulary = False if ids is None else ids
         return None if self._vocabulary is False else self._vocabulary
 
     def _jquery(self, weights: dict[str, int]):

@@ -53,8 +53,10 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -132,8 +134,7 @@ public class SpladeBatchSearcher implements Closeable {
   private volatile IdCache idCache;
   private volatile boolean idCacheDone;
   /** Search threads kept from call to call (with their workspaces); grown when a call asks for more. */
-  private ExecutorService pool;
-  private int poolThreads;
+  private ThreadPoolExecutor pool;
 
   public SpladeBatchSearcher(String indexDir) throws IOException {
     this(indexDir, "contents");
@@ -162,19 +163,20 @@ public class SpladeBatchSearcher implements Closeable {
     this.workspaces = ThreadLocal.withInitial(() -> new Workspace(windowSize));
   }
 
-  /** The kept pool, with at least {@code threads} daemon threads (a larger one replaces a smaller one); a call
-   * uses as many of them as it asks for. */
+  /**
+   * The kept pool, with at least {@code threads} daemon threads; a call uses as many of them as it asks for. It
+   * grows in place (never replaced), so a call running concurrently on it is never cut short.
+   */
   private synchronized ExecutorService pool(int threads) {
-    if (pool == null || poolThreads < threads) {
-      if (pool != null) {
-        pool.shutdown();
-      }
-      pool = Executors.newFixedThreadPool(threads, task -> {
+    if (pool == null) {
+      pool = new ThreadPoolExecutor(threads, threads, 0L, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(), task -> {
         Thread thread = new Thread(task, "splade-search");
         thread.setDaemon(true);
         return thread;
       });
-      poolThreads = threads;
+    } else if (pool.getCorePoolSize() < threads) {
+      pool.setMaximumPoolSize(threads); // the maximum first: the core size may not exceed it
+      pool.setCorePoolSize(threads);
     }
     return pool;
   }
