@@ -336,9 +336,8 @@ def bench_search(index_dir: str | os.PathLike, encoder, topics: Mapping[str, str
 
     Both paths first run the first ``warmup`` queries (default: all of them) untimed, since the JIT compiles
     Lucene's and the extension's code on the first queries (Pyserini's one call per query, this package's batch
-    three times), then are timed on all of them ``repeats`` times,
-    interleaved, and the median of each is reported; Pyserini's start-up (it computes the idf of every index term)
-    is timed apart. Also checked: from the same integer queries, the extension's runs equal Anserini's
+    three times), then are timed on all of them ``repeats`` times, interleaved, and the median of each is
+    reported; Pyserini's start-up (it computes the idf of every index term) is timed apart. Also checked: from the same integer queries, the extension's runs equal Anserini's
     SimpleImpactSearcher's. Prints a table and ``ratio_vs_pyserini=<x>``: Pyserini's per-query time over this
     package's, encoding included.
     """
