@@ -65,9 +65,8 @@ def resolve_model_dir(source: str) -> Path:
     return _hub_dir(source)
 
 
-def _read_state_dict(model_dir: Path) -> dict:
-    import torch
-
+def weight_files(model_dir: Path) -> list[Path]:
+    """The weight files a model folder is loaded from (sharded ones in order)."""
     files: list[Path] = []
     for name in WEIGHT_FILES:
         path = model_dir / name
@@ -81,8 +80,14 @@ def _read_state_dict(model_dir: Path) -> dict:
         break
     if not files:
         raise SpladeError(f"no model weights in {model_dir} (looked for {', '.join(WEIGHT_FILES)}).")
+    return files
+
+
+def _read_state_dict(model_dir: Path) -> dict:
+    import torch
+
     state: dict = {}
-    for f in files:
+    for f in weight_files(model_dir):
         if f.suffix == ".safetensors":
             from safetensors.torch import load_file
 
