@@ -33,14 +33,15 @@ RUN = {
 }
 
 
-def test_judged_only_keeps_every_qrels_entry_whatever_its_grade():
+def test_judged_only_keeps_the_judged_documents_as_trec_eval_does():
     out = judged_only(RUN, QRELS)
-    # trec_eval -J: drop the documents absent from the query's qrels (u1, u2, u3, y), keep grade 0 and -1.
-    assert ranked(out["q1"]) == ["a", "b", "c", "d"]
+    # trec_eval -J: drop the documents absent from the query's qrels (u1, u2, u3, y) and those with a negative
+    # grade (c: trec_eval's "in the pool, not judged"); keep grade 0.
+    assert ranked(out["q1"]) == ["a", "b", "d"]
     assert ranked(out["q2"]) == ["x"]
     assert "q3" not in out
     # Scores are untouched, so the judged documents keep their relative order.
-    assert out["q1"]["c"] == RUN["q1"]["c"]
+    assert out["q1"]["b"] == RUN["q1"]["b"]
 
 
 def test_judged_only_does_not_leak_judgments_of_other_queries():
@@ -60,8 +61,8 @@ def test_negative_judgments_and_rule():
 
 
 def test_ndcg_star_on_hand_example():
-    # After -J, q1 ranks a(2) b(0) c(-1) d(1): DCG = 2/log2(2) + 1/log2(5); IDCG = 2/log2(2) + 1/log2(3).
-    q1 = (2 + 1 / math.log2(5)) / (2 + 1 / math.log2(3))
+    # After -J, q1 ranks a(2) b(0) d(1): DCG = 2/log2(2) + 1/log2(4); IDCG = 2/log2(2) + 1/log2(3).
+    q1 = (2 + 1 / math.log2(4)) / (2 + 1 / math.log2(3))
     q2 = 1.0  # x at rank 1
     assert ndcg_star(QRELS, RUN) == pytest.approx((q1 + q2) / 2, abs=1e-9)
     per_query = ndcg_star(QRELS, RUN, per_query=True)
@@ -92,13 +93,13 @@ def test_ndcg_star_matches_independent_computation_on_random_data():
         run[qid] = {d: float(s) for d, s in zip(rng.sample(docs, 40), scores)}
     expected = []
     for qid, grades in qrels.items():
-        kept = [d for d in ranked(run[qid]) if d in grades]  # trec_eval -J
+        kept = [d for d in ranked(run[qid]) if grades.get(d, -1) >= 0]  # trec_eval -J
         expected.append(trec_ndcg_at_k(grades, kept))
     assert ndcg_star(qrels, run) == pytest.approx(sum(expected) / len(expected), abs=1e-9)
     for k in (5, 20):
         got = evaluate(qrels, {"r": run}, [f"ndcg*@{k}"], per_query=True)["r"][f"ndcg*@{k}"]
         for qid, grades in qrels.items():
-            kept = [d for d in ranked(run[qid]) if d in grades]
+            kept = [d for d in ranked(run[qid]) if grades.get(d, -1) >= 0]
             assert got[qid] == pytest.approx(trec_ndcg_at_k(grades, kept, k), abs=1e-9)
 
 

@@ -1,6 +1,6 @@
-"""Evaluation: metrics through ranx, and the SPLADE-v3 paper's analysis tools.
+"""Evaluation: metrics exactly as trec_eval computes them, and the SPLADE-v3 paper's analysis tools.
 
-* :mod:`.metrics` — ``evaluate`` (ranx metric names, plus ``ndcg*@k``);
+* :mod:`.metrics` — ``evaluate`` (trec_eval's definitions and tie rule; ``ndcg@10``, ``map``, … ``ndcg*@k``);
 * :mod:`.judged` — nDCG*: judged-only rankings (``trec_eval -J``) and the paper's rule;
 * :mod:`.significance` — paired Student t / randomisation tests, Holm and Bonferroni, win/tie/loss tables;
 * :mod:`.meta` — RANGER random-effects meta-analysis and forest plots;

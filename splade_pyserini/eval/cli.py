@@ -262,7 +262,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--qrels", required=True, help="BEIR folder, qrels TSV or TREC qrels")
     p.add_argument("--run", action="append", nargs="+", required=True, metavar="NAME=PATH", help="runs to compare")
     p.add_argument("--baseline", help="name of the baseline run (default: the first)")
-    p.add_argument("--metrics", nargs="+", default=["ndcg@10"], help="ranx metric names or ndcg*@10 (ndcg@10)")
+    p.add_argument("--metrics", nargs="+", default=["ndcg@10"], help="metric names (trec_eval's definitions: ndcg@10, map, mrr@10, recall@K, …) or ndcg*@10 (ndcg@10)")
     _add_test_options(p)
     p.add_argument("--family", choices=("all", "metric"), default="all",
                    help="correct over all comparisons, or per metric (all)")

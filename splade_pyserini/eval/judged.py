@@ -1,10 +1,10 @@
 """nDCG* of the SPLADE-v3 paper: nDCG@10 over judged documents only.
 
-A document is *judged* for a query when the qrels hold a line for that (query, document) pair, whatever its
-grade: a grade of 0 or a negative grade (e.g. -1, "in the pool but not assessed", or -2 "junk") is judged as
-much as a positive one. This is what ``trec_eval -J`` does: it removes from each ranking only the documents
-absent from the qrels of that query, keeps every document that appears there, and gives non-positive grades
-no gain. Removing documents moves the remaining ones up; their relative order is kept.
+A document is *judged* for a query when the qrels hold a line for that (query, document) pair with a grade of 0
+or more: a grade of 0 is judged (non-relevant) as much as a positive one is. This is what ``trec_eval -J`` does
+(``form_res_rels.c``): it removes from each ranking the documents absent from the qrels of that query and those
+whose grade is negative (trec_eval reads a negative grade as "in the pool but not judged"), keeps every other
+one, and gives grade 0 no gain. Removing documents moves the remaining ones up; their relative order is kept.
 
 The paper applies the judged-only variant to a query set only when its qrels hold both positive and
 non-positive judgments (so that "unjudged" and "judged non-relevant" differ); otherwise nDCG* is plain nDCG@10.
@@ -18,7 +18,7 @@ from ..runs import Qrels, Run
 def judged_only(run: Run, qrels: Qrels) -> Run:
     """``run`` with every document that ``qrels`` do not judge for that query removed (``trec_eval -J``).
 
-    Documents with grade 0 or below count as judged and stay. Queries without any judgment keep nothing
+    Documents with grade 0 or more stay; those absent or with a negative grade go. Queries without any judgment keep nothing
     (they are dropped from the returned run); the returned rankings may be empty for no query.
     """
     out: Run = {}
@@ -26,7 +26,7 @@ def judged_only(run: Run, qrels: Qrels) -> Run:
         judged = qrels.get(qid)
         if not judged:
             continue
-        kept = {d: s for d, s in docs.items() if d in judged}
+        kept = {d: s for d, s in docs.items() if judged.get(d, -1) >= 0}
         if kept:
             out[qid] = kept
     return out
