@@ -49,6 +49,7 @@ suite: $(STAMP)
 	  --runs bm25='work/suite/runs/bm25.{collection}.trec' splade-tiny='work/suite/runs/splade.{collection}.trec' \
 	  --baseline bm25 --treatment splade-tiny --out-dir work/suite/results
 
+# Rebuild the Java extension's shipped jar (java/dist) after editing java/src; needs a JDK >= 21 (javac).
 java: $(STAMP)
 	$(PY) -m splade_pyserini.javaext build
 

@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import SpladeError
-from .jdk import ensure_java, java_executable
+from .jdk import ensure_java, java_executable, java_options
 
 _extra_classpath: list[str] = []
 
@@ -72,6 +72,23 @@ def start_jvm() -> None:
         ensure_java()  # jars from add_classpath() are already registered with jnius_config
     import pyserini.pyclass  # noqa: F401  (starts the JVM)
 
+    allow_long_queries()
+
+
+MAX_QUERY_CLAUSES = 1 << 20
+
+
+def allow_long_queries() -> None:
+    """Let a query hold up to :data:`MAX_QUERY_CLAUSES` terms. A SPLADE query has one clause per term and can hold
+    more than the 1,024 that Lucene allows by default (``IndexSearcher.TooManyClauses``); that JVM-wide limit guards
+    against runaway wildcard expansions, which impact search does not make. Called once the JVM runs (also from the
+    start-up hook, for Pyserini's own searchers)."""
+    from jnius import autoclass as _autoclass
+
+    searcher = _autoclass("org.apache.lucene.search.IndexSearcher")
+    if searcher.getMaxClauseCount() < MAX_QUERY_CLAUSES:
+        searcher.setMaxClauseCount(MAX_QUERY_CLAUSES)
+
 
 def autoclass(name: str):
     start_jvm()
@@ -82,10 +99,10 @@ def autoclass(name: str):
 
 def java_command(main_class: str, args: list[str], classpath: list[str] | None = None) -> list[str]:
     cp = os.pathsep.join([str(fatjar()), *_extra_classpath, *(classpath or [])])
+    java = java_executable()
     return [
-        java_executable(),
-        "--add-modules=jdk.incubator.vector",
-        "--enable-native-access=ALL-UNNAMED",
+        java,
+        *java_options(str(Path(java).parent.parent)),
         "-cp",
         cp,
         main_class,

