@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .errors import SpladeError
-from .fileio import atomic_directory, write_json
+from .fileio import atomic_directory
 
 JAVA_RELEASE = 21
 #: The jar shipped with the package, beside the sources (``java/dist``): it keeps the extension on machines without
@@ -309,14 +309,13 @@ def _start_jvm() -> None:
     Done here rather than with ``anserini.start_jvm()``, whose classpath check (``jnius_config.get_classpath()``)
     imports jnius and so starts the JVM before Pyserini has put the fat jar on the classpath.
     """
-    from .anserini import allow_long_queries, jvm_running
+    from .anserini import jvm_running
 
     if not jvm_running():
         from .jdk import ensure_java
 
         ensure_java()
         import pyserini.pyclass  # noqa: F401  (adds the fat jar, then starts the JVM)
-    allow_long_queries()
 
 
 UNAVAILABLE = (f"the Java extension is not available (no shipped jar matching its sources and no javac >= "
@@ -342,10 +341,8 @@ _STATS = re.compile(r"SPLADE_INDEX_STATS (.*)")
 
 def fast_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, scale: float | None = None,
                threads: int | None = None, store_docvectors: bool = True, quiet: bool = True,
-               extra_args: Sequence[str] = (), records: Mapping[str, dict] | None = None) -> dict:
+               extra_args: Sequence[str] = ()) -> dict:
     """Index a folder of vector shards with the extension (Anserini's IndexCollection in a Java subprocess).
-
-    ``records``: JSON files (name → data) written into the index before it appears at ``index_dir``.
 
     ``scale``: quantisation scale for float weights (``round-half-away-from-zero(w * scale)``); None takes integer
     weights as they are and refuses fractional ones. The index is built in a temporary folder beside ``index_dir``
@@ -374,8 +371,6 @@ def fast_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, sca
             args += ["-splade.scale", repr(float(scale))]
         args += list(extra_args)
         out = run_java(INDEXER_MAIN, args, classpath=[str(jar)], quiet=quiet)
-        for name, data in (records or {}).items():
-            write_json(tmp / name, data)
     m = _STATS.search(out)
     stats: dict = {"seconds": round(time.perf_counter() - start, 3), "shards": len(shards), "threads": threads}
     if m:
