@@ -35,7 +35,7 @@ def _cmd_encode(args) -> int:
                            batch_tokens=args.batch_tokens, compile=args.compile,
                            **{k: v for k, v in overrides.items() if v is not None})
     meta = encode_corpus(encoder, args.corpus, args.output, shard_size=args.shard_size, limit=args.limit,
-                         with_contents=not args.no_contents, fmt=args.format)
+                         with_contents=not args.no_contents, fmt=args.format, exact=args.exact, overwrite=args.overwrite)
     if meta.get("complete"):
         print(f"encoded {meta['documents']} documents into {args.output} ({meta['shards']} shards, {meta['seconds']:.1f}s)")
     else:
@@ -145,6 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-contents", action="store_true", help="leave the text out of the vector files")
     p.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"],
                    help="jsonl: Anserini JsonVectorCollection (stock); parquet: columnar, for the Java fast path")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over: delete the vectors splade-pyserini wrote in --output (never other files)")
+    p.add_argument("--exact", action="store_true",
+                   help="integer weights equal to the float64 formula's on any CPU (slower; fp32 only)")
     p.set_defaults(func=_cmd_encode)
 
     p = sub.add_parser("index", help="build a Lucene impact index from encoded vectors")

@@ -188,6 +188,13 @@ class SpladeEncoder:
         self.vocab_size = int(getattr(self.model.config, "vocab_size", len(self.vocab)))
         self.special_ids = np.array(sorted(set(self.tokenizer.all_special_ids)), dtype=np.int64)
 
+    @property
+    def weights_hash(self) -> str:
+        """sha256 of the model's weight files: its identity, recorded by encode and index, checked by search."""
+        from .provenance import weights_hash
+
+        return weights_hash(self.model_dir)
+
     # --- tokenisation -------------------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
         enc = self.tokenizer(list(texts), truncation=True, max_length=max_length, add_special_tokens=True,

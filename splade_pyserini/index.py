@@ -1,7 +1,9 @@
 """Building a Lucene impact index from encoded vectors with Anserini (``-impact -pretokenized``).
 
-The index folder records what its weights mean (``splade_pyserini.json``: encoder, scale, variant, lengths), so a
-search with another encoder or quantisation is refused instead of silently returning nonsense.
+The index folder records what its weights mean (``splade_pyserini.json``: encoder, weights sha256, scale, variant,
+lengths), written inside the index before it appears at its path, so a search with another model or quantisation
+is refused instead of silently returning nonsense. The index path is checked before any work: it is replaced only
+when absent, empty, or an index this package built (see :func:`~.fileio.check_replaceable`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import SpladeError
-from .fileio import atomic_directory, write_json
+from .fileio import atomic_directory, check_replaceable, write_json
 from .vectors import complete_encoding_meta, shard_files
 
 INDEX_META = "splade_pyserini.json"
@@ -46,6 +48,10 @@ def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, th
     from .anserini import anserini_version, run_java
 
     vectors_dir = Path(vectors_dir)
+    target = check_replaceable(index_dir, "--index")  # before any work: nothing of the user's is replaced
+    source = vectors_dir.resolve()
+    if target == source or source in target.parents or target in source.parents:
+        raise SpladeError(f"--index {index_dir} and --vectors {vectors_dir} overlap; give the index its own folder.")
     meta = complete_encoding_meta(vectors_dir)
     if not shard_files(vectors_dir):
         raise SpladeError(f"{vectors_dir} holds no vector shards (vectors-*.jsonl).")
@@ -57,6 +63,7 @@ def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, th
         jar = extension_jar()  # None (after one warning) without a javac >= 21: the stock path is used
     index_meta = {
         "encoder": meta["encoder"], "model": meta["model"], "variant": meta["variant"],
+        "weights_sha256": meta.get("weights_sha256"), "corpus_sha256": meta.get("corpus_sha256"),
         "scale": meta["scale"], "max_length": meta["max_length"],
         "query_max_length": meta.get("query_max_length"), "documents": meta.get("documents"),
         "vectors": str(vectors_dir.resolve()), "anserini": anserini_version(),
@@ -66,9 +73,8 @@ def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, th
         from .javaext import fast_index
 
         # integer weights as written by `encode`; the extension gives Lucene each term once with its frequency
-        stats = fast_index(vectors_dir, index_dir, scale=None, threads=threads, store_docvectors=store_docvectors,
-                           quiet=quiet)
-        write_json(Path(index_dir) / INDEX_META, {**index_meta, "index_seconds": stats.get("seconds")})
+        fast_index(vectors_dir, index_dir, scale=None, threads=threads, store_docvectors=store_docvectors,
+                   quiet=quiet, records={INDEX_META: index_meta})
         return index_meta
     if meta.get("format") == "parquet":
         raise SpladeError(f"{vectors_dir} holds Parquet shards, which stock Anserini cannot read; index them without "
@@ -81,7 +87,7 @@ def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, th
             if store_docvectors:
                 args.append("-storeDocvectors")
             run_java("io.anserini.index.IndexCollection", args, quiet=quiet)
-            write_json(tmp / INDEX_META, index_meta)
+            write_json(tmp / INDEX_META, index_meta)  # inside the index before it appears at its path
     finally:
         if temporary:
             shutil.rmtree(staged, ignore_errors=True)

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from .errors import SpladeError
-from .fileio import atomic_directory
+from .fileio import atomic_directory, write_json
 
 JAVA_RELEASE = 21
 #: The jar shipped with the package, beside the sources (``java/dist``): it keeps the extension on machines without
@@ -341,8 +341,10 @@ _STATS = re.compile(r"SPLADE_INDEX_STATS (.*)")
 
 def fast_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, scale: float | None = None,
                threads: int | None = None, store_docvectors: bool = True, quiet: bool = True,
-               extra_args: Sequence[str] = ()) -> dict:
+               extra_args: Sequence[str] = (), records: Mapping[str, dict] | None = None) -> dict:
     """Index a folder of vector shards with the extension (Anserini's IndexCollection in a Java subprocess).
+
+    ``records``: JSON files (name → data) written into the index before it appears at ``index_dir``.
 
     ``scale``: quantisation scale for float weights (``round-half-away-from-zero(w * scale)``); None takes integer
     weights as they are and refuses fractional ones. The index is built in a temporary folder beside ``index_dir``
@@ -371,6 +373,8 @@ def fast_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, sca
             args += ["-splade.scale", repr(float(scale))]
         args += list(extra_args)
         out = run_java(INDEXER_MAIN, args, classpath=[str(jar)], quiet=quiet)
+        for name, data in (records or {}).items():
+            write_json(tmp / name, data)
     m = _STATS.search(out)
     stats: dict = {"seconds": round(time.perf_counter() - start, 3), "shards": len(shards), "threads": threads}
     if m:

@@ -13,6 +13,7 @@ from .errors import SpladeError
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sample"
 METRICS = ("ndcg@10", "map", "recall@100")
+WORK_NAMES = ("vectors", "index", "run.splade.txt", "run.bm25.txt", "bm25-index", "bm25-index-docs")
 
 
 def _resolve_collection(collection: str | None) -> tuple[str, str, str]:
@@ -70,9 +71,11 @@ def quickstart(encoder: str = "splade-tiny", collection: str | None = None, work
     from .topics import read_topics
     from .vectors import encode_corpus
 
+    from .fileio import work_folder
+
+    # checked before any work: a new or empty folder, or one an earlier quickstart filled (nothing else is replaced)
+    work = work_folder(workdir, "quickstart folder", WORK_NAMES, what="--workdir")
     corpus, topics_src, qrels_src = _resolve_collection(collection)
-    work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
     threads = threads or max(1, min(4, os.cpu_count() or 1))
     timings = {}
 

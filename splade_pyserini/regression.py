@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import SpladeError
-from .fileio import atomic_directory, atomic_write
+from .fileio import atomic_directory, atomic_write, work_folder
 
 RUNNER_CLASS = "io.anserini.reproduce.ReproduceFromDocumentCollection"
 CONFIG_DIR_IN_JAR = "reproduce/from-document-collection/configs"
@@ -620,8 +620,7 @@ def run_regression(config: str | os.PathLike | Config, corpus_path=None, corpus_
     if not index:
         extra_classpath(d)  # fail early when the extension is needed but unavailable
     own_work = work_dir is None
-    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="splade-regression-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(work_dir, "regression work folder", prefix="splade-regression-", what="--work-dir")
     report = Report(config=cfg.name)
     try:
         if index:
@@ -693,8 +692,7 @@ def run_with_anserini(config: str | os.PathLike | Config, corpus_path=None, corp
         files.append((qrel, resolve_data_file(cfg, qrel, "qrels", topics_dir)))
     classpath = extra_classpath(d)
     own_work = work_dir is None
-    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="splade-regression-anserini-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(work_dir, "regression work folder", prefix="splade-regression-anserini-", what="--work-dir")
     stage = Path(tempfile.mkdtemp(prefix="splade-regression-config-"))
     try:
         if cfg.path is not None:
@@ -807,15 +805,18 @@ def _write_qrels(path: Path, qrels: dict[str, dict[str, int]]) -> None:
                 f.write(f"{qid} 0 {docid} {int(grade)}\n")
 
 
-def _check_vectors(vectors: Path, card) -> dict:
+def _check_vectors(vectors: Path, encoder) -> dict:
     from .vectors import complete_encoding_meta, shard_files
 
+    card = encoder.card
     meta = complete_encoding_meta(vectors)
     if meta.get("format", "JsonVectorCollection") != "JsonVectorCollection" or not any(
             p.suffix == ".jsonl" for p in shard_files(vectors)):
         raise SpladeError(f"{vectors} holds no JsonVectorCollection shards (encode with --format jsonl).")
-    if abs(float(meta["scale"]) - float(card.scale)) > 1e-9 or (
-            meta.get("encoder") != card.name and meta.get("model") != card.model):
+    recorded = meta.get("weights_sha256")  # the model's identity; older folders: its name
+    same_model = recorded == encoder.weights_hash if recorded else (
+        meta.get("encoder") == card.name or meta.get("model") == card.model)
+    if abs(float(meta["scale"]) - float(card.scale)) > 1e-9 or not same_model:
         raise SpladeError(f"vectors {vectors} come from encoder {meta.get('encoder')} at scale {meta.get('scale')}, "
                           f"not {card.name} at scale {card.scale}; pass the matching --encoder.")
     return meta
@@ -925,8 +926,7 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         data["collection_class"], data["generator_class"] = javaext.COLLECTION, javaext.GENERATOR
 
     own_work = work_dir is None
-    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="splade-export-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(work_dir, "regression work folder", prefix="splade-export-", what="--work-dir")
     try:
         staging = work / "export"
         (staging / TOPICS_DIR).mkdir(parents=True, exist_ok=True)
@@ -936,17 +936,13 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         meta = None
         if index is not None:
             index_dir = Path(index)
-            from .index import read_index_meta
+            from .search import check_compatible
 
-            imeta = read_index_meta(index_dir)
-            if imeta and (abs(float(imeta["scale"]) - float(card.scale)) > 1e-9
-                          or (imeta.get("encoder") != card.name and imeta.get("model") != card.model)):
-                raise SpladeError(f"index {index_dir} was built with {imeta.get('encoder')} at scale "
-                                  f"{imeta.get('scale')}, not {card.name} at scale {card.scale}.")
+            check_compatible(index_dir, encoder)  # scale, and the model by its weights' hash
             if not any(index_dir.glob("*.tvd")) and store_docvectors:
                 data["index_options"] = "-impact -pretokenized"  # the index holds no document vectors
             if vectors is not None:
-                meta = _check_vectors(Path(vectors), card)
+                meta = _check_vectors(Path(vectors), encoder)
             log(f"export {name}: using the index {index_dir}")
         else:
             if vectors is None:
@@ -955,7 +951,7 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
                 vectors = work / "vectors"
                 log(f"export {name}: encoding the corpus of {collection} with {card.name}")
                 encode_corpus(encoder, collection, vectors, shard_size=shard_size)
-            meta = _check_vectors(Path(vectors), card)
+            meta = _check_vectors(Path(vectors), encoder)
             index_dir = work / "index"
             log(f"export {name}: indexing {vectors} with {data['collection_class']}")
             build_index(data, Path(vectors), index_dir)

@@ -17,7 +17,8 @@ from .index import INDEX_META, read_index_meta
 
 
 def check_compatible(index_dir: str | os.PathLike, encoder: SpladeEncoder) -> dict | None:
-    """Raise if the index was built with another model or quantisation than ``encoder``'s card."""
+    """Raise if the index was built with another model (by the sha256 of its weights, when the index records it)
+    or quantisation than ``encoder``'s."""
     meta = read_index_meta(index_dir)
     card = encoder.card
     if meta is None:
@@ -29,6 +30,17 @@ def check_compatible(index_dir: str | os.PathLike, encoder: SpladeEncoder) -> di
             f"index {index_dir} was built with quantisation scale {meta['scale']} but encoder {card.name} uses "
             f"{card.scale}; search with --scale {meta['scale']} or re-index with this encoder."
         )
+    recorded = meta.get("weights_sha256")
+    if recorded:  # identity from the weights, never from a name
+        if recorded != encoder.weights_hash:
+            raise SpladeError(
+                f"index {index_dir} was built with other model weights than {card.name} ({card.model}) has "
+                f"(sha256 {recorded[:12]}…, these {encoder.weights_hash[:12]}…); search with the model the index was "
+                f"built with ({meta.get('encoder')}) or re-index."
+            )
+        return meta
+    print(f"warning: {index_dir} records no hash of its model's weights (built by an older splade-pyserini); "
+          "trusting its encoder name. Re-index to record it.", file=sys.stderr)
     same_model = meta.get("model") == card.model or meta.get("encoder") == card.name
     if not same_model:
         raise SpladeError(

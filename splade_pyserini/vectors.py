@@ -2,17 +2,22 @@
 
 Layout of an output folder::
 
-    DIR/encoding.json              what produced the vectors (encoder card, scale, lengths, variant, counts)
+    DIR/META_FILE                  what produced the vectors (corpus content hash, model weights hash, card,
+                                   settings) and a record per shard (document range, count, sha256)
     DIR/vectors-00000.jsonl        shards of ``shard_size`` documents each, written atomically
     DIR/vectors-00000.parquet      (``--format parquet``: columns id, contents, terms list<string>, weights list<int32>)
 
-Integer weights are ``round(w * scale)`` with halves away from zero; zeros are dropped. Re-running the same command
-resumes after the complete shards; a folder written by another encoder or scale is refused.
+Integer weights are ``round(w * scale)`` with halves away from zero; zeros are dropped.
+
+Resume proves, never assumes: re-running keeps a shard only when the record shows it holds this run's documents
+(same corpus content, model weights and settings, same document range, same checksum); a folder from another run is
+refused with one line (``overwrite`` starts over, deleting only this package's files). Each shard is recorded
+(checksum, count) just before it is renamed into place. One writer per folder (:func:`~.fileio.writer_lock`).
 
 The loop is a three-stage pipeline: a thread reads and tokenises the next block while the device encodes the current
 one, and another thread formats and writes the previous one (formatting is vectorised with pyarrow, no per-term
 Python). Under ``torchrun`` (or with ``RANK``/``WORLD_SIZE`` set) rank r writes shards r, r + W, r + 2W, … on its own
-device; the folder is complete when every rank has finished.
+device; the folder is complete when every rank of the job has finished.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,9 +37,13 @@ from . import __version__
 from .corpus import Document, check_corpus, count_documents, read_corpus
 from .encoder import SparseBatch, SpladeEncoder, quantize
 from .errors import SpladeError
-from .fileio import atomic_write, write_json
+from .fileio import LOCK_FILE, OWNER_FILE, claim_folder, make_dir, write_json, writer_lock
+from .provenance import corpus_fingerprint, file_sha256
 
-META_FILE = "encoding.json"
+#: The vectors record (JSON). Not named *.json, *.jsonl or *.gz: Anserini's JsonCollection (and JsonVectorCollection)
+#: reads every such file of the folder as documents. Folders written before keep LEGACY_META_FILE, still read.
+META_FILE = "encoding.meta"
+LEGACY_META_FILE = "encoding.json"
 FORMATS = {"jsonl": ".jsonl", "parquet": ".parquet"}
 
 
@@ -48,13 +58,15 @@ def shard_files(vectors_dir: str | os.PathLike) -> list[Path]:
 
 def read_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
     path = Path(vectors_dir) / META_FILE
+    if not path.is_file() and (Path(vectors_dir) / LEGACY_META_FILE).is_file():
+        path = Path(vectors_dir) / LEGACY_META_FILE
     if not path.is_file():
         raise SpladeError(f"{vectors_dir} has no {META_FILE}; produce it with `splade-pyserini encode` (or pass --scale).")
     return json.loads(path.read_text())
 
 
 def complete_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
-    """``encoding.json`` of a finished ``encode`` output; a one-line error when the folder is missing or the
+    """The record (:data:`META_FILE`) of a finished ``encode`` output; a one-line error when the folder is missing or the
     encoding was interrupted."""
     if not Path(vectors_dir).is_dir():
         raise SpladeError(f"vectors folder {vectors_dir} does not exist; run `splade-pyserini encode` first.")
@@ -62,6 +74,12 @@ def complete_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
     if not meta.get("complete"):
         raise SpladeError(f"the vectors in {vectors_dir} are incomplete (encoding was interrupted); re-run the same "
                           "`splade-pyserini encode` command to finish them.")
+    if "shard_records" in meta:
+        present = {p.name for p in shard_files(vectors_dir)}
+        differ = sorted(present ^ set(meta["shard_records"]))
+        if differ:
+            raise SpladeError(f"the shards in {vectors_dir} differ from its record ({', '.join(differ[:3])}); "
+                              "re-encode into it with --overwrite.")
     return meta
 
 
@@ -132,13 +150,19 @@ class ShardFormatter:
 
 
 class _ShardWriter:
-    def __init__(self, path: Path, fmt: str, meta: dict):
-        self.fmt, self.path, self.meta = fmt, path, meta
-        self._ctx = atomic_write(path, "wb", encoding=None)
-        self._file = self._ctx.__enter__()
+    """One shard under its temporary name (``.vectors-00003.jsonl.tmp``: only this folder's writer of that shard
+    uses it); :meth:`close` records the shard (documents, checksum) and then renames it into place."""
+
+    def __init__(self, out: Path, index: int, fmt: str, meta: dict, publish):
+        self.fmt, self.index, self.meta, self.publish = fmt, index, meta, publish
+        self.path = out / shard_name(index, fmt)
+        self.tmp = out / f".{self.path.name}.tmp"
+        self._file = os.fdopen(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), "wb")
         self._parquet = None
+        self.documents = 0
 
     def write(self, formatter: ShardFormatter, docs: list[Document], batch: SparseBatch) -> None:
+        self.documents += len(docs)
         if self.fmt == "jsonl":
             self._file.write(formatter.jsonl(docs, batch))
             return
@@ -151,35 +175,156 @@ class _ShardWriter:
         self._parquet.write_table(table.replace_schema_metadata(self._parquet.schema.metadata))
 
     def close(self, ok: bool = True) -> None:
-        if self._parquet is not None:
-            self._parquet.close()
-        if ok:
-            self._ctx.__exit__(None, None, None)
-        else:
-            try:
-                raise RuntimeError("aborted shard")
-            except RuntimeError as e:
-                self._ctx.__exit__(type(e), e, e.__traceback__)
+        try:
+            if self._parquet is not None:
+                self._parquet.close()
+            self._file.close()
+            if ok:
+                self.publish(self)
+        finally:
+            if self.tmp.exists():
+                self.tmp.unlink(missing_ok=True)
 
 
-# --- the encode loop ----------------------------------------------------------------------------------------------
-def _meta_for(encoder: SpladeEncoder, corpus: str, shard_size: int, fmt: str) -> dict:
+# --- provenance: what proves that a shard belongs to this run -----------------------------------------------------
+#: Keys of the vectors record that must be equal for a folder to be resumed (the documents' content, the model's
+#: weights and every setting that changes a shard's bytes); ``--limit`` may differ (see :func:`_reusable`).
+IDENTITY = ("corpus_sha256", "weights_sha256", "variant", "scale", "max_length", "format", "shard_size", "contents",
+            "exact")
+_SHARD = re.compile(r"vectors-(\d{5})\.(jsonl|parquet)")
+_OURS = re.compile(r"(vectors-\d{5}\.(jsonl|parquet)|\.vectors-\d{5}\.(jsonl|parquet)\.tmp|\.rank-\d+-of-\d+\.json"
+                   r"|\..+\.[0-9a-f]{12}\.tmp|encoding\.json)")
+
+
+def _ours(name: str) -> bool:
+    """Names this package writes into a vectors folder."""
+    return name in (META_FILE, OWNER_FILE, LOCK_FILE) or _OURS.fullmatch(name) is not None
+
+
+def _legacy(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in (META_FILE, LEGACY_META_FILE))
+
+
+def _meta_for(encoder: SpladeEncoder, corpus: str, shard_size: int, fmt: str, with_contents: bool, exact: bool,
+              limit: int | None) -> dict:
     card = encoder.card
     return {
         "encoder": card.name,
         "model": card.model,
+        "weights_sha256": encoder.weights_hash,
         "variant": card.variant,
         "scale": card.scale,
         "max_length": card.doc_max_length,
         "query_max_length": card.query_max_length,
         "corpus": str(corpus),
+        "corpus_sha256": corpus_fingerprint(corpus),
         "format": "JsonVectorCollection" if fmt == "jsonl" else "parquet",
         "weights": "int: round(w * scale), halves away from zero, zeros dropped",
         "shard_size": shard_size,
+        "contents": with_contents,
+        "exact": exact,
+        "limit": limit,
         "splade_pyserini": __version__,
     }
 
 
+def _job_id() -> str:
+    """The same for every rank of one torchrun job, different from any other run."""
+    job = os.environ.get("TORCHELASTIC_RUN_ID")
+    if job and job != "none":
+        return f"torchrun:{job}:{os.environ.get('MASTER_ADDR', '')}:{os.environ.get('MASTER_PORT', '')}"
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
+        return f"ranks:{os.environ.get('MASTER_ADDR', '')}:{os.environ.get('MASTER_PORT', '')}"
+    return f"pid:{os.getpid()}:{time.time_ns()}"
+
+
+def _start_over(out: Path) -> str:
+    return f"start over with `splade-pyserini encode … --output {out} --overwrite` (or use a new --output folder)"
+
+
+def _check_identity(out: Path, old: dict, meta: dict) -> None:
+    if "corpus_sha256" not in old or "weights_sha256" not in old:
+        raise SpladeError(f"{out} holds vectors without a record of their corpus and model (an older "
+                          f"splade-pyserini); {_start_over(out)}.")
+    for key in IDENTITY:
+        if old.get(key) != meta[key]:
+            what = {"corpus_sha256": "another corpus (different content)", "weights_sha256": "another model "
+                    "(different weights)"}.get(key, f"another setting ({key} {old.get(key)!r}, now {meta[key]!r})")
+            raise SpladeError(f"{out} holds vectors from {what}; {_start_over(out)}.")
+
+
+def _reusable(record: dict, shard_size: int, limit: int | None) -> bool | None:
+    """True: a recorded shard holds exactly the documents this run puts there; False: this run needs other documents
+    there (the shard is redone); None: this run ends before the shard (the folder holds more than it asks for)."""
+    first, n = record["first"], record["documents"]
+    if limit is not None and limit <= first:
+        return None
+    if n == shard_size:
+        return limit is None or limit >= first + n
+    ended_by_corpus = record.get("limit") is None or record["limit"] > first + n
+    return limit == first + n or (ended_by_corpus and (limit is None or limit >= first + n))
+
+
+def _prepare(out: Path, lock, meta: dict, rank: int, world: int, fmt: str, overwrite: bool) -> tuple[set[int], dict]:
+    """Under the folder's lock: start over (``overwrite``), or prove each present shard of this rank belongs to this
+    run. Returns (this rank's reusable shards, the folder's record)."""
+    with lock.records():
+        claim_folder(out, "vectors folder", _ours, "--output", _legacy)
+        old = json.loads((out / META_FILE).read_text()) if (out / META_FILE).is_file() else None
+        if overwrite and (old is None or old.get("job") != meta["job"]):  # once per job (its ranks share the id)
+            for name in os.listdir(out):  # this package's files only (claim_folder refused anything else)
+                if name not in (OWNER_FILE, LOCK_FILE):
+                    (out / name).unlink(missing_ok=True)
+            old = None
+        if old is None:
+            old = {"shard_records": {}}
+        else:
+            _check_identity(out, old, meta)
+        records = dict(old.get("shard_records", {}))
+        done = set()
+        for path in sorted(out.glob("vectors-*")):
+            m = _SHARD.fullmatch(path.name)
+            if m is None or int(m.group(1)) % world != rank:
+                continue
+            record = records.get(path.name)
+            if record is None or m.group(2) != fmt or record.get("sha256") != file_sha256(path):
+                raise SpladeError(f"{path} is not the shard this folder's record describes (missing record or other "
+                                  f"checksum); {_start_over(out)}.")
+            reuse = _reusable(record, meta["shard_size"], meta["limit"])
+            if reuse is None:
+                raise SpladeError(f"{out} holds documents beyond --limit {meta['limit']} ({path.name}); "
+                                  f"{_start_over(out)}.")
+            if reuse:
+                done.add(int(m.group(1)))
+            else:  # the same documents' shard, cut at another --limit: redone
+                path.unlink()
+                records.pop(path.name)
+        for stale in out.glob(".vectors-*.tmp"):  # left by a killed writer of this rank's shards
+            if int(stale.name[9:14]) % world == rank:
+                stale.unlink(missing_ok=True)
+        rank_file = out / f".rank-{rank}-of-{world}.json"
+        rank_file.unlink(missing_ok=True)
+        fresh = {k: v for k, v in meta.items() if k != "shard_records"}
+        write_json(out / META_FILE, {**old, **fresh, "shard_records": records, "complete": False})
+        return done, meta
+
+
+def _publisher(out: Path, lock, limit: int | None, shard_size: int):
+    """Records a finished shard in the folder's record, then renames it into place (under the folder lock)."""
+
+    def publish(writer: _ShardWriter) -> None:
+        record = {"first": writer.index * shard_size, "documents": writer.documents, "limit": limit,
+                  "sha256": file_sha256(writer.tmp), "bytes": writer.tmp.stat().st_size}
+        with lock.records():
+            meta = json.loads((out / META_FILE).read_text())
+            meta.setdefault("shard_records", {})[writer.path.name] = record
+            write_json(out / META_FILE, meta)
+            os.replace(writer.tmp, writer.path)
+
+    return publish
+
+
+# --- the encode loop ----------------------------------------------------------------------------------------------
 def _blocks(docs: Iterable[Document], shard_size: int, block_size: int, rank: int, world: int,
             done: set[int]) -> Iterator[tuple[int, bool, list[Document]]]:
     """(shard index, is the shard's last block, documents) for this rank's unfinished shards."""
@@ -207,56 +352,75 @@ def _blocks(docs: Iterable[Document], shard_size: int, block_size: int, rank: in
 
 def encode_corpus(encoder: SpladeEncoder, corpus: str | os.PathLike, output_dir: str | os.PathLike,
                   shard_size: int = 100_000, block_size: int | None = None, with_contents: bool = True,
-                  progress: bool = True, limit: int | None = None, fmt: str = "jsonl") -> dict:
-    """Encode every document of ``corpus`` into ``output_dir``; returns the written ``encoding.json`` data."""
+                  progress: bool = True, limit: int | None = None, fmt: str = "jsonl", exact: bool = False,
+                  overwrite: bool = False) -> dict:
+    """Encode every document of ``corpus`` into ``output_dir``; returns the written vectors record (:data:`META_FILE`).
+
+    Re-running resumes: a shard present is kept only when the record proves it belongs to this run (same corpus
+    content, model weights, settings, document range and checksum); anything else is refused, or with
+    ``overwrite`` this package's files in ``output_dir`` are deleted first. One writer per folder.
+    ``exact``: integer weights equal to the float64 formula's on any machine (see :mod:`splade_pyserini.exact`),
+    recorded as ``"exact": true``."""
     from tqdm import tqdm
 
     if fmt not in FORMATS:
         raise SpladeError(f"unknown vector format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    if shard_size < 1:
+        raise SpladeError(f"--shard-size must be at least 1, not {shard_size}.")
+    if limit is not None and limit < 1:
+        raise SpladeError(f"--limit must be at least 1, not {limit}.")
     check_corpus(corpus)
     rank, world, _ = distributed_rank()
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    meta = _meta_for(encoder, corpus, shard_size, fmt)
-    meta_path = out / META_FILE
-    if meta_path.is_file():
-        old = json.loads(meta_path.read_text())
-        for key in ("encoder", "model", "variant", "scale", "max_length", "shard_size", "format"):
-            if key in old and old.get(key) != meta[key]:
-                raise SpladeError(
-                    f"{out} holds vectors from another setting ({key}={old.get(key)!r}, now {meta[key]!r}); "
-                    "use a new --output folder or delete the old one."
-                )
-    if rank == 0:
-        write_json(meta_path, {**meta, "complete": False})
+    if exact and encoder.precision != "fp32":
+        raise SpladeError(f"--exact needs --precision fp32 (the encoder runs in {encoder.precision}).")
+    out = claim_folder(output_dir, "vectors folder", _ours, "--output", _legacy, create=False)
+    make_dir(out)
+    with writer_lock(out, rank, world) as lock:
+        meta = {**_meta_for(encoder, corpus, shard_size, fmt, with_contents, exact, limit), "job": _job_id()}
+        done, meta = _prepare(out, lock, meta, rank, world, fmt, overwrite)
+        return _encode(encoder, corpus, out, lock, meta, done, rank, world, shard_size, block_size, with_contents,
+                       progress, limit, fmt, exact, tqdm)
 
-    done = {int(p.name[8:13]) for p in out.glob("vectors-*" + FORMATS[fmt])}
-    for stale in out.glob(".vectors-*.tmp"):  # left by a killed run; each rank clears only its own shards
-        if int(stale.name[9:14]) % world == rank:
-            stale.unlink(missing_ok=True)
+
+def _encode(encoder, corpus, out: Path, lock, meta: dict, done: set[int], rank: int, world: int, shard_size: int,
+            block_size, with_contents: bool, progress: bool, limit, fmt: str, exact: bool, tqdm) -> dict:
     total = count_documents(corpus)
     if limit is not None:
         total = min(total, limit) if total is not None else limit
+    seen = [0]
+
+    def counted(docs):
+        for doc in docs:
+            seen[0] += 1
+            yield doc
+
     docs: Iterable[Document] = read_corpus(corpus)
     if limit is not None:
         docs = itertools.islice(docs, limit)
     block_size = block_size or (16384 if encoder.device.startswith("cuda") else 2048)
     formatter = ShardFormatter(encoder.vocab, encoder.card.scale, with_contents)
     max_length = encoder.card.doc_max_length
+    publish = _publisher(out, lock, limit, shard_size)
+    shard_meta = {k: v for k, v in meta.items() if k not in ("shard_records", "job")}
 
     def tokenize(item):
         shard, last, block = item
         ids = encoder.tokenize([d.text for d in block], max_length) if block else []
         return shard, last, block, ids, (encoder.prepare(ids) if ids else [])
 
-    written, docs_done, start = 0, 0, time.perf_counter()
+    def encode_ids(ids, prepared):
+        if exact:
+            return encoder.encode_ids(ids, "document", prepared, exact=True)
+        return encoder.encode_ids(ids, "document", prepared)
+
+    written, start = 0, time.perf_counter()
     writers: dict[int, _ShardWriter] = {}
     desc = "encode" if world == 1 else f"encode rank {rank}/{world}"
     bar = tqdm(total=total, unit="doc", desc=desc, disable=not progress, smoothing=0.05)
     pending_write = None
     with ThreadPoolExecutor(1, thread_name_prefix="tokenize") as tok_pool, \
             ThreadPoolExecutor(1, thread_name_prefix="write") as write_pool:
-        items = _blocks(docs, shard_size, block_size, rank, world, done)
+        items = _blocks(counted(docs), shard_size, block_size, rank, world, done)
         try:
             lookahead = [tok_pool.submit(tokenize, it) for it in itertools.islice(items, 2)]
             while lookahead:
@@ -264,11 +428,11 @@ def encode_corpus(encoder: SpladeEncoder, corpus: str | os.PathLike, output_dir:
                 nxt = next(items, None)
                 if nxt is not None:
                     lookahead.append(tok_pool.submit(tokenize, nxt))
-                batch = encoder.encode_ids(ids, "document", prepared) if block else None
+                batch = encode_ids(ids, prepared) if block else None
                 if pending_write is not None:
                     pending_write.result()
                 if shard not in writers:
-                    writers[shard] = _ShardWriter(out / shard_name(shard, fmt), fmt, meta)
+                    writers[shard] = _ShardWriter(out, shard, fmt, shard_meta, publish)
 
                 def write(shard=shard, last=last, block=block, batch=batch):
                     if block:
@@ -281,6 +445,8 @@ def encode_corpus(encoder: SpladeEncoder, corpus: str | os.PathLike, output_dir:
                 bar.update(len(block))
             if pending_write is not None:
                 pending_write.result()
+            for _ in items:  # read to the end: every rank learns the number of documents
+                pass
         except BaseException:
             for w in writers.values():
                 w.close(ok=False)
@@ -288,36 +454,35 @@ def encode_corpus(encoder: SpladeEncoder, corpus: str | os.PathLike, output_dir:
         finally:
             bar.close()
     elapsed = time.perf_counter() - start
-    return _finish(out, meta, rank, world, written, elapsed, fmt, total)
+    return _finish(out, lock, meta, rank, world, written, seen[0], elapsed, fmt)
 
 
-def _count_lines(path: Path) -> int:
-    n = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 24):
-            n += chunk.count(b"\n")
-    return n
-
-
-def _finish(out: Path, meta: dict, rank: int, world: int, written: int, elapsed: float, fmt: str, total) -> dict:
-    """Record this rank's part; the last rank to finish marks the folder complete."""
-    write_json(out / f".rank-{rank}-of-{world}.json", {"documents": written, "seconds": round(elapsed, 3)})
-    parts = [out / f".rank-{r}-of-{world}.json" for r in range(world)]
-    if not all(p.is_file() for p in parts):
-        return {**meta, "complete": False, "documents_this_rank": written}
-    shards = sorted(out.glob("vectors-*" + FORMATS[fmt]))
-    if fmt == "jsonl":
-        documents = sum(_count_lines(p) for p in shards)
-    else:
-        import pyarrow.parquet as pq
-
-        documents = sum(pq.ParquetFile(p).metadata.num_rows for p in shards)
+def _finish(out: Path, lock, meta: dict, rank: int, world: int, written: int, documents: int, elapsed: float,
+            fmt: str) -> dict:
+    """Record this rank's part; the last rank of the job to finish checks every shard and marks the folder complete."""
     if documents == 0:
         raise SpladeError(f"corpus {meta['corpus']} holds no documents.")
-    seconds = max(json.loads(p.read_text())["seconds"] for p in parts)
-    meta = {**meta, "complete": True, "documents": documents, "shards": len(shards), "seconds": seconds,
-            "world_size": world}
-    write_json(out / META_FILE, meta)
-    for p in parts:
-        p.unlink(missing_ok=True)
-    return meta
+    with lock.records():
+        write_json(out / f".rank-{rank}-of-{world}.json",
+                   {"job": meta["job"], "documents": written, "corpus_documents": documents,
+                    "seconds": round(elapsed, 3)})
+        parts = [out / f".rank-{r}-of-{world}.json" for r in range(world)]
+        reports = [json.loads(p.read_text()) for p in parts if p.is_file()]
+        if len(reports) < world or any(r.get("job") != meta["job"] for r in reports):
+            return {**meta, "complete": False, "documents_this_rank": written}
+        record = json.loads((out / META_FILE).read_text())
+        shards = -(-documents // meta["shard_size"])
+        names = [shard_name(i, fmt) for i in range(shards)]
+        records = record.get("shard_records", {})
+        missing = [n for n in names if n not in records or not (out / n).is_file()]
+        counted = sum(records[n]["documents"] for n in names if n in records)
+        extra = sorted({p.name for p in shard_files(out)} - set(names))
+        if missing or extra or counted != documents:
+            raise SpladeError(f"{out} does not add up after encoding (missing {missing[:3]}, extra {extra[:3]}, "
+                              f"{counted} of {documents} documents recorded); {_start_over(out)}.")
+        record = {**record, "complete": True, "documents": documents, "shards": shards,
+                  "seconds": max(r["seconds"] for r in reports), "world_size": world}
+        write_json(out / META_FILE, record)
+        for p in parts:
+            p.unlink(missing_ok=True)
+    return record

@@ -301,7 +301,7 @@ def _write_final(output_dir: Path, model, tokenizer, card, state: dict) -> None:
     from ..fileio import atomic_directory
 
     tmp_name = output_dir / ".final"
-    with atomic_directory(tmp_name) as tmp:
+    with atomic_directory(tmp_name, "model") as tmp:
         _save_model_dir(tmp, model, tokenizer, card)
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
         (tmp / "train_log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in state["history"]))
@@ -311,6 +311,19 @@ def _write_final(output_dir: Path, model, tokenizer, card, state: dict) -> None:
     for f in sorted(tmp_name.iterdir()):
         os.replace(f, output_dir / f.name)
     shutil.rmtree(tmp_name, ignore_errors=True)
+
+
+def _load_state(path: Path, device):
+    """Optimizer, scheduler, scaler and RNG states of a checkpoint: tensors and plain data only
+    (``weights_only``), so a planted file cannot run code; anything else is refused with one line."""
+    import torch
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+        raise SpladeError(f"refusing to resume from {path}: it holds more than tensors and plain data ({first}); "
+                          "start over with --no-resume or another output_dir.") from None
 
 
 # --- the loop ---------------------------------------------------------------------------------------------------
@@ -338,6 +351,11 @@ def train(cfg: TrainConfig) -> dict:
         init_dir = resolve_model_dir(init_card.model).resolve()
         if init_dir == output_dir:
             raise SpladeError(f"output_dir {output_dir} is the warm-start model's own directory; pick another.")
+        from ..fileio import claim_folder
+
+        # before any work: a new or empty folder, or a training output this package wrote (older ones: by their files)
+        claim_folder(output_dir, "training output", what="output_dir", create=ctx.is_main,
+                     legacy=lambda p: (p / STATE_FILE).is_file() or bool(list_checkpoints(p)))
         variant = cfg.variant or init_card.variant
         if ctx.device.startswith("cuda") and not torch.cuda.is_available():
             raise SpladeError(f"device {cfg.device!r} was asked for but CUDA is not available; use --device cpu.")
@@ -369,7 +387,8 @@ def train(cfg: TrainConfig) -> dict:
             start_step, history = step0, saved["history"]
         elif checkpoints:  # starting over: old checkpoints must not be mistaken for this run's later
             if ctx.is_main:
-                shutil.rmtree(output_dir / CHECKPOINT_DIR, ignore_errors=True)
+                for _, old in checkpoints:  # this package's checkpoints only
+                    shutil.rmtree(old, ignore_errors=True)
             ctx.barrier()
 
         mlm, tokenizer = load_masked_lm(resume_dir or init_dir)  # (seeds torch itself: seed after it)
@@ -409,7 +428,7 @@ def train(cfg: TrainConfig) -> dict:
         scaler = torch.amp.GradScaler("cuda") if (precision == "fp16" and cuda) else None
 
         if resume_dir is not None:
-            extra = torch.load(resume_dir / "optimizer.pt", map_location=ctx.device, weights_only=False)
+            extra = _load_state(resume_dir / "optimizer.pt", ctx.device)
             optimizer.load_state_dict(extra["optimizer"])
             scheduler.load_state_dict(extra["scheduler"])
             if scaler is not None and extra.get("scaler"):
@@ -434,7 +453,7 @@ def train(cfg: TrainConfig) -> dict:
             rng = ctx.gather_objects({"torch": torch.get_rng_state(),
                                       "cuda": torch.cuda.get_rng_state() if cuda else None})
             if ctx.is_main:
-                with atomic_directory(output_dir / CHECKPOINT_DIR / f"step-{step:07d}") as tmp:
+                with atomic_directory(output_dir / CHECKPOINT_DIR / f"step-{step:07d}", "checkpoint") as tmp:
                     _save_model_dir(tmp, mlm, tokenizer, card)
                     torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                 "scaler": scaler.state_dict() if scaler else None, "rng": rng}, tmp / "optimizer.pt")

@@ -1,0 +1,72 @@
+"""Identities from content, never from names: the model's weights and a corpus.
+
+* :func:`weights_hash`: sha256 over the model's weight files (the files the checkpoint loader reads), each file's
+  digest kept for the process by (path, inode, size, mtime) so that asking again costs nothing;
+* :func:`corpus_fingerprint`: sha256 over the bytes of the corpus file(s), or over the documents of an
+  ``ir_datasets`` id as they are read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+_digests: dict[tuple, str] = {}
+_digests_lock = threading.Lock()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (streamed), remembered by (path, inode, size, mtime) for the process."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    with _digests_lock:
+        if key in _digests:
+            return _digests[key]
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    with _digests_lock:
+        _digests[key] = digest
+    return digest
+
+
+def _combine(parts: list[tuple[str, str]]) -> str:
+    h = hashlib.sha256()
+    for name, digest in parts:
+        h.update(f"{name}\0{digest}\n".encode())
+    return h.hexdigest()
+
+
+def weights_hash(model_dir: str | os.PathLike) -> str:
+    """sha256 identity of a model folder's weights: the weight files' digests, by file name."""
+    from .checkpoint import weight_files
+
+    return _combine([(f.name, file_sha256(f)) for f in weight_files(Path(model_dir))])
+
+
+def corpus_files(source: str | os.PathLike) -> list[Path] | None:
+    """The files ``read_corpus`` reads for ``source``, in order; None for an ``ir_datasets`` id."""
+    from .corpus import corpus_file
+
+    path = Path(source)
+    if path.is_dir():
+        file = corpus_file(path)
+        return [file] if file is not None else sorted(path.glob("*.jsonl"))
+    if path.is_file():
+        return [path]
+    return None
+
+
+def corpus_fingerprint(source: str | os.PathLike) -> str:
+    """sha256 identity of a corpus's content: its files' bytes, or the documents an ``ir_datasets`` id yields."""
+    files = corpus_files(source)
+    if files is not None:
+        return _combine([(f.name, file_sha256(f)) for f in files])
+    from .corpus import read_corpus
+
+    h = hashlib.sha256()
+    for doc in read_corpus(source):
+        h.update(doc.id.encode("utf-8", "surrogatepass") + b"\0" + doc.text.encode("utf-8", "surrogatepass") + b"\0")
+    return h.hexdigest()
