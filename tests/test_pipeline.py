@@ -17,7 +17,7 @@ from splade_pyserini.runs import read_qrels, read_run
 
 def test_vector_files_hold_the_quantised_encoder_output(cranfield_pipeline, tiny_encoder):
     vectors = cranfield_pipeline["vectors"]
-    meta = json.loads((vectors / "encoding.json").read_text())
+    meta = json.loads((vectors / "encoding.meta").read_text())
     assert meta["complete"] and meta["documents"] == 1400 and meta["scale"] == 51.2 and meta["max_length"] == 512
     assert meta["variant"] == "full" and meta["encoder"] == "splade-tiny"
     lines = [json.loads(line) for line in open(vectors / "vectors-00000.jsonl")]
