@@ -298,7 +298,7 @@ def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
 
 def _write_final(output_dir: Path, model, tokenizer, card, state: dict) -> None:
     """The trained model into ``output_dir`` itself, each file replaced atomically."""
-    from ..fileio import atomic_directory
+    from ..fileio import OWNER_FILE, atomic_directory
 
     tmp_name = output_dir / ".final"
     with atomic_directory(tmp_name, "model") as tmp:
@@ -309,6 +309,8 @@ def _write_final(output_dir: Path, model, tokenizer, card, state: dict) -> None:
         if (output_dir / stale).exists() and not (tmp_name / stale).exists():
             (output_dir / stale).unlink()
     for f in sorted(tmp_name.iterdir()):
+        if f.name == OWNER_FILE:  # output_dir keeps its own record (a training output)
+            continue
         os.replace(f, output_dir / f.name)
     shutil.rmtree(tmp_name, ignore_errors=True)
 

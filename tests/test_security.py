@@ -1,0 +1,90 @@
+"""Nothing a user did not write is loaded with pickle: a planted training checkpoint or model runs no code."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SAMPLE = Path(__file__).resolve().parents[1] / "splade_pyserini" / "data" / "sample"
+
+
+class _Planted:
+    """Unpickling this runs ``open(path, "w")``: proof that code ran."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _plant(target: Path, proof: Path) -> None:
+    with open(target, "wb") as f:
+        pickle.dump({"optimizer": _Planted(proof)}, f)
+    with open(target, "rb") as f:  # the pickle itself is live: unpickling it does create the proof file
+        pickle.load(f).pop("optimizer").close()
+    assert proof.exists()
+    proof.unlink()
+
+
+def _training_data(root: Path) -> dict:
+    """Pools (judged documents positive, unjudged ones negative) and teacher scores for the sample's queries."""
+    qrels: dict[str, set[str]] = {}
+    for line in (SAMPLE / "qrels" / "test.tsv").read_text().splitlines()[1:]:
+        q, d, _ = line.split("\t")
+        qrels.setdefault(q, set()).add(d)
+    docs = [json.loads(line)["_id"] for line in (SAMPLE / "corpus.jsonl").read_text().splitlines()]
+    pools, scores = [], []
+    for q, judged in sorted(qrels.items()):
+        negatives = [d for d in docs if d not in judged][:4]
+        pools.append(json.dumps({"qid": q, "positives": sorted(judged), "negatives": negatives}))
+        for rank, d in enumerate(sorted(judged) + negatives, 1):
+            scores.append(f"{q} Q0 {d} {rank} {20.0 - rank} teacher")
+    (root / "pools.jsonl").write_text("\n".join(pools) + "\n")
+    (root / "scores.trec").write_text("\n".join(scores) + "\n")
+    return {"pools": root / "pools.jsonl", "scores": root / "scores.trec"}
+
+
+def _train(tiny_model, data, out) -> subprocess.CompletedProcess:
+    args = ["--model", tiny_model, "--output-dir", out, "--queries", SAMPLE, "--corpus", SAMPLE,
+            "--pools", data["pools"], "--scores", data["scores"], "--n-negatives", "2", "--batch-size", "2",
+            "--steps", "1", "--query-max-length", "16", "--doc-max-length", "32", "--no-progress", "--threads", "1",
+            "--device", "cpu"]
+    return subprocess.run([sys.executable, "-m", "splade_pyserini.train.trainer", *map(str, args)],
+                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+
+
+def test_planted_optimizer_state_runs_no_code_on_resume(tmp_path, tiny_model):
+    data = _training_data(tmp_path)
+    out = tmp_path / "model"
+    first = _train(tiny_model, data, out)
+    assert first.returncode == 0, first.stderr
+    (checkpoint,) = sorted((out / "checkpoints").iterdir())
+    proof = tmp_path / "code-ran"
+    _plant(checkpoint / "optimizer.pt", proof)
+    (out / "train_state.json").unlink()  # an interrupted run: `train` resumes from the checkpoint
+    again = _train(tiny_model, data, out)
+    assert not proof.exists(), "the planted pickle ran code"
+    assert again.returncode == 2, again.stderr
+    errors = [ln for ln in again.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in again.stderr, again.stderr
+    assert "refusing to resume" in errors[0] and "optimizer.pt" in errors[0] and "--no-resume" in errors[0]
+
+
+def test_planted_model_weights_run_no_code(tmp_path, tiny_model):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model, ignore=shutil.ignore_patterns("*.safetensors*", "pytorch_model.bin*"))
+    proof = tmp_path / "code-ran"
+    _plant(model / "pytorch_model.bin", proof)
+    proc = subprocess.run([sys.executable, "-m", "splade_pyserini", "encode", "--encoder", str(model), "--corpus",
+                           str(SAMPLE), "--output", str(tmp_path / "v"), "--device", "cpu"],
+                          capture_output=True, text=True)
+    assert not proof.exists(), "the planted pickle ran code"
+    assert proc.returncode != 0 and not list((tmp_path / "v").glob("vectors-*"))
