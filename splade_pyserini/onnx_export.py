@@ -208,22 +208,23 @@ def _tokenizer_settings(tokenizer, source: str) -> dict:
             "cls_token": tokenizer.cls_token, "sep_token": tokenizer.sep_token}
 
 
-def export_onnx(encoder: str, output: str | os.PathLike, precision: str = "float64", **card_fields) -> dict:
-    """Writes the ONNX query encoder of ``encoder`` (a card name, model folder or Hugging Face id) into ``output``
-    (replaced whole on success, never half-written); returns its config (``splade_onnx.json``)."""
+def export_onnx(encoder, output: str | os.PathLike, precision: str = "float64", **card_fields) -> dict:
+    """Writes the ONNX query encoder of ``encoder`` (a card name, model folder or Hugging Face id, or an
+    :class:`~splade_pyserini.cards.EncoderCard`) into ``output`` (replaced whole on success, never half-written);
+    returns its config (``splade_onnx.json``)."""
     try:
         import onnx
     except ImportError:
         raise SpladeError("export-onnx needs the onnx package: pip install 'splade-pyserini[onnx]'.") from None
     import torch
 
-    from .cards import resolve_card
+    from .cards import EncoderCard, resolve_card
     from .checkpoint import load_masked_lm, resolve_model_dir
     from .fileio import atomic_directory
 
     if precision not in ("float64", "float32"):
         raise SpladeError(f"--precision must be float64 or float32, not {precision!r}.")
-    card = resolve_card(str(encoder), **card_fields)
+    card = encoder if isinstance(encoder, EncoderCard) else resolve_card(str(encoder), **card_fields)
     model_dir = resolve_model_dir(card.model)
     model, tokenizer = load_masked_lm(model_dir)
     settings = _tokenizer_settings(tokenizer, str(encoder))
@@ -321,3 +322,44 @@ def add_commands(sub) -> None:
     p.add_argument("--precision", default="float64", choices=["float64", "float32"],
                    help="float64 (default): the float64 formula, weights equal this package's; float32: faster")
     p.set_defaults(func=_cmd_export_onnx)
+
+
+# --- regression configs that encode their topics in Anserini (regression export --onnx) ---------------------------
+def text_topics_lines(qids, texts) -> list[str]:
+    """Raw-text topics for Anserini's TSV topic readers, ``qid<TAB>text``: runs of whitespace (tabs, newlines)
+    become one space, which changes no WordPiece token."""
+    return [f"{qid}\t{' '.join(str(text).split())}" for qid, text in zip(qids, texts)]
+
+
+def encoder_classes(config_data: dict) -> list[str]:
+    """The Anserini query encoder classes that a config's models name with ``-encoder NAME``."""
+    import shlex
+
+    out = []
+    for model in config_data.get("models") or []:
+        args = shlex.split(str(model.get("params") or ""))
+        out += [f"io.anserini.encoder.sparse.{args[i + 1]}Encoder" for i, a in enumerate(args[:-1]) if a == "-encoder"]
+    return out
+
+
+def java_env(config_data: dict, config_folder: str | os.PathLike | None) -> dict | None:
+    """The environment for Java steps of a config whose topics are encoded by :data:`ENCODER_NAME`:
+    ``SPLADE_PYSERINI_ONNX`` pointing to its exported model (the config's ``splade_pyserini.onnx_model``, relative
+    to the config's folder), or None when the config does not need one. A missing folder is a one-line error
+    naming the command that writes it; an already set ``SPLADE_PYSERINI_ONNX`` wins."""
+    if f"io.anserini.encoder.sparse.{ENCODER_NAME}Encoder" not in encoder_classes(config_data):
+        return None
+    if os.environ.get(ENVIRONMENT):
+        read_config(os.environ[ENVIRONMENT])
+        return dict(os.environ)
+    own = config_data.get("splade_pyserini") or {}
+    rel = own.get("onnx_model")
+    if not rel:
+        raise SpladeError(f"the config searches with -encoder {ENCODER_NAME} but names no splade_pyserini.onnx_model; "
+                          f"set {ENVIRONMENT}=DIR (written by splade-pyserini export-onnx).")
+    folder = Path(config_folder or ".") / rel
+    if not (folder / MODEL_FILE).is_file():
+        raise SpladeError(f"the config's ONNX query encoder {folder} is missing; write it with: splade-pyserini "
+                          f"export-onnx --encoder {own.get('encoder', 'E')} --output {folder} (or set {ENVIRONMENT}=DIR)")
+    read_config(folder)
+    return {**os.environ, ENVIRONMENT: str(folder.resolve())}
