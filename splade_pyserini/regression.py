@@ -401,12 +401,12 @@ def resolve_data_file(config: Config, name: str, what: str, topics_dir=None) -> 
 
 # --- Java steps ----------------------------------------------------------------------------------------------------
 def _java(main_class: str, args: list[str], classpath: list[str] | None = None, cwd: str | None = None,
-          what: str | None = None) -> tuple[str, str]:
+          what: str | None = None, env: dict | None = None) -> tuple[str, str]:
     """Run a main class of the fat jar; (stdout, stderr), or a one-line SpladeError with its last message."""
     from .anserini import java_command
 
     cmd = java_command(main_class, args, classpath)
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env)
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
         errors = [ln for ln in lines if "Exception" in ln or "Error" in ln or "ERROR" in ln]
@@ -429,8 +429,10 @@ def extra_classpath(config_data: dict) -> list[str]:
     """Jars the config's classes need besides the fat jar: the Java extension for its collection or generator."""
     from .anserini import fatjar
 
+    from .onnx_export import encoder_classes
+
     wanted = [f"io.anserini.collection.{config_data['collection_class']}",
-              f"io.anserini.index.generator.{config_data['generator_class']}"]
+              f"io.anserini.index.generator.{config_data['generator_class']}", *encoder_classes(config_data)]
     missing = [c for c in wanted if "." in c and not _class_in_jar(fatjar(), c)]
     if not missing:
         return []
@@ -617,6 +619,9 @@ def run_regression(config: str | os.PathLike | Config, corpus_path=None, corpus_
     topic_files = [(resolve_data_file(cfg, str(t["path"]), "topics", topics_dir),
                     resolve_data_file(cfg, str(t.get("qrel") or t.get("qrels")), "qrels", topics_dir))
                    for t in d["topics"]]
+    from .onnx_export import java_env
+
+    java_env(d, cfg.folder)  # fail early when its ONNX query encoder is missing
     if not index:
         extra_classpath(d)  # fail early when the extension is needed but unavailable
     own_work = work_dir is None
@@ -644,8 +649,9 @@ def run_regression(config: str | os.PathLike | Config, corpus_path=None, corpus_
                 run = runs_dir / run_file_name(d, model, topic)
                 log(f"regression {cfg.name}: searching topics {topic['id']} with model {model['name']}")
                 _java("io.anserini.search.SearchCollection",
-                      search_args(d, topic, model, str(index_dir), str(topics_path), str(run)),
-                      what=f"search (SearchCollection, model {model['name']}, topics {topic['id']})")
+                      search_args(d, topic, model, str(index_dir), str(topics_path), str(run)), extra_classpath(d),
+                      what=f"search (SearchCollection, model {model['name']}, topics {topic['id']})",
+                      env=java_env(d, cfg.folder))
                 report.runs[f"{model['name']}/{topic['id']}"] = str(run)
                 results = model.get("results") or {}
                 for metric in d["metrics"]:
@@ -718,7 +724,10 @@ def run_with_anserini(config: str | os.PathLike | Config, corpus_path=None, corp
         if dry_run:
             args.append("--dry-run")
         log(f"regression {cfg.name}: running Anserini's {RUNNER_CLASS.rsplit('.', 1)[-1]} in {work}")
-        proc = subprocess.run(java_command(RUNNER_CLASS, args, classpath), capture_output=True, text=True, cwd=work)
+        from .onnx_export import java_env
+
+        proc = subprocess.run(java_command(RUNNER_CLASS, args, classpath), capture_output=True, text=True, cwd=work,
+                              env=java_env(d, cfg.folder))
         text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -849,8 +858,11 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
                       index_threads: int = 2, store_docvectors: bool = True, fast: bool = False,
                       corpus_path: str | None = None, topics_name: str | None = None,
                       download_url: str | None = None, download_checksum: str | None = None,
-                      shard_size: int = 100_000, log=None) -> Path:
+                      shard_size: int = 100_000, onnx: bool = False, log=None) -> Path:
     """Run ``encoder`` on a BEIR ``collection`` and write ``<output>/<name>.yaml`` with its topics and qrels.
+
+    ``onnx``: the topics are the raw query texts, encoded in Anserini by ``-encoder SpladePyserini`` from the
+    encoder's ONNX export, written to ``<output>/onnx/<name>/`` (see :mod:`.onnx_export`).
 
     ``encoder``: a :class:`SpladeEncoder` or a card name / model folder. ``vectors``: reuse an encoded corpus
     (``splade-pyserini encode`` output); ``index``: reuse an index of it (its statistics go into the config).
@@ -878,7 +890,7 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
             raise SpladeError("--fast names the Java extension's collection class, but the extension is unavailable "
                               f"(it needs a javac >= {javaext.JAVA_RELEASE}); export without --fast.")
     collection_name = collection.resolve().name
-    name = name or f"{collection_name}.{card.name}"
+    name = name or f"{collection_name}.{card.name}" + (".onnx" if onnx else "")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise SpladeError(f"config name {name!r}: use letters, digits, '.', '_' and '-'.")
     corpus_path = corpus_path or f"collections/{card.name}/{collection_name}"
@@ -889,9 +901,14 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
     queries = read_topics(collection)
     qrels = read_qrels(collection)
     qids = list(queries)
-    log(f"export {name}: encoding {len(qids)} queries with {card.name}")
-    weights = encoder.quantized_queries([queries[q] for q in qids])
-    lines = topics_lines(qids, weights)
+    if onnx:
+        from . import onnx_export
+
+        topics_file = f"topics.{collection_name}.text.tsv.gz"
+        lines = onnx_export.text_topics_lines(qids, [queries[q] for q in qids])
+    else:
+        log(f"export {name}: encoding {len(qids)} queries with {card.name}")
+        lines = topics_lines(qids, encoder.quantized_queries([queries[q] for q in qids]))
     if len(lines) < len(qids):
         log(f"export {name}: {len(qids) - len(lines)} queries have no non-zero weight and are left out")
     reader = _topic_reader(qids)
@@ -924,6 +941,9 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         from . import javaext
 
         data["collection_class"], data["generator_class"] = javaext.COLLECTION, javaext.GENERATOR
+    if onnx:
+        data["models"][0].update(name=f"{card.name}-onnx", params=f"-impact -pretokenized -encoder "
+                                 f"{onnx_export.ENCODER_NAME} -hits {int(hits)}")
 
     own_work = work_dir is None
     work = work_folder(work_dir, "regression work folder", prefix="splade-export-", what="--work-dir")
@@ -932,6 +952,10 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         (staging / TOPICS_DIR).mkdir(parents=True, exist_ok=True)
         _write_gzip_text(staging / TOPICS_DIR / topics_file, "".join(ln + "\n" for ln in lines))
         _write_qrels(staging / TOPICS_DIR / qrels_file, qrels)
+        onnx_rel = f"onnx/{name}"
+        if onnx:
+            log(f"export {name}: exporting the ONNX query encoder of {card.name}")
+            onnx_export.export_onnx(card, staging / onnx_rel)
 
         meta = None
         if index is not None:
@@ -961,9 +985,11 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         run = work / "runs" / run_file_name(data, data["models"][0], data["topics"][0])
         run.parent.mkdir(parents=True, exist_ok=True)
         log(f"export {name}: searching with SearchCollection {data['models'][0]['params']}")
+        env = {**os.environ, onnx_export.ENVIRONMENT: str((staging / onnx_rel).resolve())} if onnx else None
         _java("io.anserini.search.SearchCollection",
               search_args(data, data["topics"][0], data["models"][0], str(index_dir),
-                          str(staging / TOPICS_DIR / topics_file), str(run)), what="search (SearchCollection)")
+                          str(staging / TOPICS_DIR / topics_file), str(run)), extra_classpath(data),
+              what="search (SearchCollection)", env=env)
         qrels_path = staging / TOPICS_DIR / qrels_file
         for m in metric_entries:
             value = round_half_up(evaluate_metric(m, qrels_path, run), int(m["metric_precision"]))
@@ -982,6 +1008,10 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         }
         if meta and meta.get("documents") is not None:
             data["splade_pyserini"]["documents"] = int(meta["documents"])
+        if onnx:
+            data["splade_pyserini"]["queries"] = (f"raw text, encoded in Anserini by -encoder {onnx_export.ENCODER_NAME} "
+                                                  f"(SPLADE_PYSERINI_ONNX or -D{onnx_export.PROPERTY}: onnx_model)")
+            data["splade_pyserini"]["onnx_model"] = onnx_rel
 
         # Everything is computed: move the data files, then the config, into place.
         output.mkdir(parents=True, exist_ok=True)
@@ -989,6 +1019,10 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         for fname in (topics_file, qrels_file):
             _readable(staging / TOPICS_DIR / fname)
             os.replace(staging / TOPICS_DIR / fname, output / TOPICS_DIR / fname)
+        if onnx:
+            with atomic_directory(output / onnx_rel) as tmp:
+                for f in (staging / onnx_rel).iterdir():
+                    os.replace(f, tmp / f.name)
         config_path = output / f"{name}.yaml"
         with atomic_write(config_path) as f:
             f.write(format_config(data))
@@ -1041,7 +1075,7 @@ def _cmd_export(args) -> int:
                              precision=args.precision, hits=args.hits, index_threads=args.index_threads,
                              store_docvectors=not args.no_docvectors, fast=args.fast, corpus_path=args.corpus_path,
                              topics_name=args.topics_name, download_url=args.download_url,
-                             download_checksum=args.download_checksum, shard_size=args.shard_size)
+                             download_checksum=args.download_checksum, shard_size=args.shard_size, onnx=args.onnx)
     print(path)
     return 0
 
@@ -1081,6 +1115,8 @@ def add_commands(subparsers) -> None:
     e.add_argument("--index-threads", type=int, default=2)
     e.add_argument("--no-docvectors", action="store_true", help="index without -storeDocvectors")
     e.add_argument("--fast", action="store_true", help="name the Java extension's collection and generator classes")
+    e.add_argument("--onnx", action="store_true",
+                   help="raw-text topics encoded in Anserini (-encoder SpladePyserini, model exported to onnx/NAME)")
     e.add_argument("--corpus-path", default=None, help="the config's corpus_path (default collections/ENCODER/NAME)")
     e.add_argument("--topics-name", default=None, help="display name of the topic set")
     e.add_argument("--download-url", default=None)
