@@ -17,7 +17,7 @@ from .errors import SpladeError
 
 # Modules that register further subcommands with add_commands(subparsers).
 _EXTENSIONS = ("splade_pyserini.eval.cli", "splade_pyserini.bench.cli", "splade_pyserini.train.cli",
-               "splade_pyserini.regression")
+               "splade_pyserini.regression", "splade_pyserini.onnx_export")
 
 
 def _device_args(p):
