@@ -2,6 +2,7 @@
 
 Cards are small TOML files in the repository's ``encoders/`` folder (carried inside the wheel as ``_cards``).
 A trained checkpoint directory carries its own card, ``splade_card.toml``, so it works as ``--encoder DIR``.
+A sentence-transformers SparseEncoder folder (``modules.json``) gets its card from its modules (:mod:`.st_bridge`).
 Anything else is taken as a model source (a local directory or a Hugging Face id) with the SPLADE-v3 defaults.
 """
 
@@ -29,12 +30,16 @@ class EncoderCard:
     doc_max_length: int = 512
     scale: float = DEFAULT_SCALE
     description: str = ""
+    query_weights: str = ""  # doc variant: a file of static per-token query weights (else each token weighs 1)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise SpladeError(f"encoder card {self.name!r}: variant {self.variant!r} is not one of {', '.join(VARIANTS)}.")
         if not self.scale > 0:
             raise SpladeError(f"encoder card {self.name!r}: scale must be positive, got {self.scale}.")
+        if self.query_weights and self.variant != "doc":
+            raise SpladeError(f"encoder card {self.name!r}: query_weights apply to the doc variant only, not "
+                              f"{self.variant!r}.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -92,7 +97,11 @@ def resolve_card(name_or_path: str | os.PathLike, **overrides) -> EncoderCard:
         path = Path(text).resolve()
         card_path = path / CARD_FILE
         card = _read_card(card_path, default_model=str(path)) if card_path.is_file() else None
-        if card is None:
+        if card is None and (path / "modules.json").is_file():
+            from .st_bridge import card_from_folder
+
+            card = card_from_folder(path)
+        elif card is None:
             if not (path / "config.json").is_file():
                 raise SpladeError(
                     f"{text} is a directory but holds no model (config.json) and no {CARD_FILE}; "
@@ -103,6 +112,8 @@ def resolve_card(name_or_path: str | os.PathLike, **overrides) -> EncoderCard:
             card = replace(card, model=str((path / card.model).resolve()))
         elif card.model in (".", ""):
             card = replace(card, model=str(path))
+        if card.query_weights and not Path(card.query_weights).is_absolute():
+            card = replace(card, query_weights=str(path / card.query_weights))
     elif os.path.exists(text) or text.startswith((".", "/", "~")):
         raise SpladeError(f"encoder path {text} does not exist; pass a model directory or one of: {', '.join(cards)}.")
     elif "/" in text and text.count("/") == 1 and not text.endswith("/"):
@@ -113,4 +124,6 @@ def resolve_card(name_or_path: str | os.PathLike, **overrides) -> EncoderCard:
             "(owner/name)."
         )
     overrides = {k: v for k, v in overrides.items() if v is not None}
+    if overrides.get("variant", "doc") != "doc":
+        overrides["query_weights"] = ""  # static query weights belong to the doc variant
     return replace(card, **overrides) if overrides else card

@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="search topics and write a TREC run")
     p.add_argument("--index", required=True)
     p.add_argument("--encoder", required=True)
-    p.add_argument("--topics", required=True, help="BEIR folder, queries.jsonl, TSV or TREC topic file")
+    p.add_argument("--topics", required=True, help="BEIR folder, queries.jsonl, TSV, TREC topic file or ir_datasets id")
     p.add_argument("--output", required=True)
     p.add_argument("--hits", type=int, default=1000)
     p.add_argument("--threads", type=int, default=None, help="search threads (default: one per core)")

@@ -187,6 +187,11 @@ class SpladeEncoder:
                 self.vocab[idx] = token
         self.vocab_size = int(getattr(self.model.config, "vocab_size", len(self.vocab)))
         self.special_ids = np.array(sorted(set(self.tokenizer.all_special_ids)), dtype=np.int64)
+        self.query_weights = None  # doc variant: static per-token query weights (sentence-transformers' -doc models)
+        if card.query_weights:
+            from .st_bridge import read_static_weights
+
+            self.query_weights = read_static_weights(card.query_weights, self.tokenizer, self.vocab_size)
 
     @property
     def weights_hash(self) -> str:
@@ -255,13 +260,16 @@ class SpladeEncoder:
         return SparseBatch(offsets, cols.to(torch.int32).cpu().numpy(), vals.cpu().numpy())
 
     def _bag_of_words(self, ids: list[list[int]]):
-        """``[n, vocab]`` 0/1 on the device: which (non-special) vocabulary entries each text contains."""
+        """``[n, vocab]`` 0/1 on the device: which (non-special) vocabulary entries each text contains (times the
+        card's static query weights, if any)."""
         import torch
 
         bow = torch.zeros((len(ids), self.vocab_size), dtype=torch.float32, device=self.device)
         for r, x in enumerate(ids):
             bow[r, torch.as_tensor(x, device=self.device)] = 1.0
         bow[:, torch.as_tensor(self.special_ids, device=self.device)] = 0.0
+        if self.query_weights is not None:
+            bow *= torch.as_tensor(self.query_weights, device=self.device)
         return bow
 
     def _query_hidden(self, ids: Sequence[int]):

@@ -37,7 +37,7 @@ def handles(encoder) -> bool:
     if is_card_name(encoder):
         return True
     path = Path(encoder)
-    return path.is_dir() and ((path / CARD_FILE).is_file() or (path / "config.json").is_file())
+    return path.is_dir() and any((path / f).is_file() for f in (CARD_FILE, "config.json", "modules.json"))
 
 
 class PyseriniQueryEncoder:

@@ -269,6 +269,7 @@ def _card_for(cfg: TrainConfig, init_card, variant: str, name: str):
 
 def _save_model_dir(directory: Path, model, tokenizer, card) -> None:
     from ..cards import CARD_FILE
+    from ..st_bridge import write_sentence_transformers_files
 
     from transformers.utils import logging as hf_logging
 
@@ -281,6 +282,7 @@ def _save_model_dir(directory: Path, model, tokenizer, card) -> None:
         if was_enabled:
             hf_logging.enable_progress_bar()
     (directory / CARD_FILE).write_text(card.to_toml())
+    write_sentence_transformers_files(directory, card, tokenizer)  # SparseEncoder(directory) loads it too
 
 
 def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
@@ -299,18 +301,25 @@ def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
 def _write_final(output_dir: Path, model, tokenizer, card, state: dict) -> None:
     """The trained model into ``output_dir`` itself, each file replaced atomically."""
     from ..fileio import OWNER_FILE, atomic_directory
+    from ..st_bridge import ST_ENTRIES
+    from .model_card import write_model_card
 
     tmp_name = output_dir / ".final"
     with atomic_directory(tmp_name, "model") as tmp:
         _save_model_dir(tmp, model, tokenizer, card)
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
         (tmp / "train_log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in state["history"]))
-    for stale in ("pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (output_dir / stale).exists() and not (tmp_name / stale).exists():
+        write_model_card(tmp)  # README.md for the Hugging Face Hub
+    for stale in ("pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json") + ST_ENTRIES:
+        if (output_dir / stale).is_dir() and not (tmp_name / stale).exists():
+            shutil.rmtree(output_dir / stale)
+        elif (output_dir / stale).exists() and not (tmp_name / stale).exists():
             (output_dir / stale).unlink()
     for f in sorted(tmp_name.iterdir()):
         if f.name == OWNER_FILE:  # output_dir keeps its own record (a training output)
             continue
+        if f.is_dir() and (output_dir / f.name).is_dir():  # a module folder of the sentence-transformers layout
+            shutil.rmtree(output_dir / f.name)
         os.replace(f, output_dir / f.name)
     shutil.rmtree(tmp_name, ignore_errors=True)
 
@@ -448,7 +457,8 @@ def train(cfg: TrainConfig) -> dict:
         def state_dict(step: int) -> dict:
             return {"step": step, "total_steps": total_steps, "config": cfg.to_dict(), "variant": variant,
                     "world_size": ctx.world, "per_rank_batch": per_rank, "precision": precision, "seeds": seeds,
-                    "init": {"card": init_card.name, "model_dir": str(init_dir)}, "training_queries": len(data),
+                    "init": {"card": init_card.name, "model": init_card.model, "model_dir": str(init_dir)},
+                    "training_queries": len(data),
                     "dropped_queries": data.dropped, "warmup_steps": warmup, "history": history}
 
         def save_checkpoint(step: int) -> None:
