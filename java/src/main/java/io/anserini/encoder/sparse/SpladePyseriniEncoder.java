@@ -144,6 +144,26 @@ public class SpladePyseriniEncoder extends SparseEncoder {
     return out;
   }
 
+  /**
+   * Pre-encoded impact topics from raw ones: reads {@code qid<TAB>text} lines on standard input and prints
+   * {@code qid<TAB>token token …} (each token repeated weight times, as SearchCollection -pretokenized reads them).
+   */
+  public static void main(String[] args) throws Exception {
+    try (SpladePyseriniEncoder encoder = new SpladePyseriniEncoder();
+         java.io.BufferedReader in = new java.io.BufferedReader(
+             new java.io.InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+      java.io.PrintStream out = new java.io.PrintStream(System.out, false, StandardCharsets.UTF_8);
+      for (String line = in.readLine(); line != null; line = in.readLine()) {
+        int tab = line.indexOf('\t');
+        if (line.isBlank() || tab < 0) {
+          continue;
+        }
+        out.println(line.substring(0, tab) + "\t" + flatten(encoder.encode(line.substring(tab + 1))));
+      }
+      out.flush();
+    }
+  }
+
   /** {@code [token, weight, token, weight, …]} of each query, for callers across JNI (one call for many). */
   public String[][] encodeAll(String[] queries) throws OrtException {
     String[][] out = new String[queries.length][];
