@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .corpus import read_corpus
 from .errors import SpladeError
-from .fileio import atomic_directory, atomic_write
+from .fileio import atomic_directory, atomic_write, check_replaceable, work_folder
 
 
 def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, threads: int = 1) -> Path:
@@ -18,8 +18,8 @@ def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, th
     index_dir = Path(index_dir)
     if (index_dir / "segments.gen").exists() or any(index_dir.glob("segments_*")):
         return index_dir
-    docs_dir = index_dir.with_name(index_dir.name + "-docs")
-    docs_dir.mkdir(parents=True, exist_ok=True)
+    check_replaceable(index_dir, "BM25 index")  # before any work: nothing of the user's is replaced
+    docs_dir = work_folder(index_dir.with_name(index_dir.name + "-docs"), "BM25 documents folder", ["docs.jsonl"])
     with atomic_write(docs_dir / "docs.jsonl") as f:
         n = 0
         for doc in read_corpus(corpus):

@@ -162,7 +162,8 @@ _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.(tmp|old)")
 def work_folder(path: str | os.PathLike | None, kind: str, names: Iterable[str] | None = None,
                 prefix: str = "splade-", what: str = "work folder") -> Path:
     """A folder this package fills with ``names`` (None: any): ``path`` claimed as in :func:`claim_folder` (this
-    package's temporary files allowed too), or a new folder in the system's temporary folder (umask honoured)."""
+    package's temporary files allowed too; an unmarked folder holding only ``names`` is taken as an older
+    version's), or a new folder in the system's temporary folder (umask honoured)."""
     if path is None:
         while True:
             tmp = Path(tempfile.gettempdir()) / f"{prefix}{secrets.token_hex(6)}"
@@ -173,9 +174,14 @@ def work_folder(path: str | os.PathLike | None, kind: str, names: Iterable[str] 
                 continue
         mark(tmp, kind)
         return tmp
-    allowed = None if names is None else set(names)
-    return claim_folder(path, kind, None if allowed is None else
-                        (lambda n: n in allowed or _TEMPORARY.fullmatch(n) is not None), what)
+    if names is None:
+        return claim_folder(path, kind, None, what)
+    names = set(names)
+
+    def allowed(name: str) -> bool:
+        return name in names or _TEMPORARY.fullmatch(name) is not None
+
+    return claim_folder(path, kind, allowed, what, legacy=lambda p: all(map(allowed, os.listdir(p))))
 
 
 @contextlib.contextmanager

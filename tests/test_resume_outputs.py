@@ -1,0 +1,288 @@
+"""Nothing lost, nothing trusted blindly: resume proves a shard is this run's, one writer per folder, output paths
+never replace what the package did not write (checked before any work), umask honoured, model identity by weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_errors_and_resume import cli, one_line_error
+
+from splade_pyserini.errors import SpladeError
+
+SAMPLE = Path(__file__).resolve().parents[1] / "splade_pyserini" / "data" / "sample"
+
+
+def _meta_path(folder: Path) -> Path:
+    from splade_pyserini.vectors import META_FILE
+
+    return folder / META_FILE
+
+
+def _ids(folder: Path) -> list[str]:
+    return [json.loads(line)["id"] for p in sorted(folder.glob("vectors-*.jsonl")) for line in open(p)]
+
+
+def _corpus_ids(corpus: Path) -> list[str]:
+    return [json.loads(line)["_id"] for line in open(corpus)]
+
+
+@pytest.fixture(scope="module")
+def corpora(tmp_path_factory) -> tuple[Path, Path]:
+    """Two corpora of 24 documents each: the sample's first and last halves."""
+    root = tmp_path_factory.mktemp("corpora")
+    lines = (SAMPLE / "corpus.jsonl").read_text().splitlines()
+    (root / "a.jsonl").write_text("\n".join(lines[:24]) + "\n")
+    (root / "b.jsonl").write_text("\n".join(lines[24:]) + "\n")
+    return root / "a.jsonl", root / "b.jsonl"
+
+
+@pytest.fixture(scope="module")
+def sample_index(tiny_encoder, tmp_path_factory) -> dict:
+    from splade_pyserini.index import build_index
+    from splade_pyserini.vectors import encode_corpus
+
+    root = tmp_path_factory.mktemp("sample")
+    encode_corpus(tiny_encoder, SAMPLE, root / "vectors", progress=False)
+    build_index(root / "vectors", root / "index", threads=1)
+    return {"vectors": root / "vectors", "index": root / "index"}
+
+
+def _encode(model, corpus, out, *extra):
+    return cli("encode", "--encoder", model, "--corpus", corpus, "--output", out, "--device", "cpu", *extra)
+
+
+# --- resume -------------------------------------------------------------------------------------------------------
+def test_finished_folder_of_one_corpus_is_refused_for_another(tmp_path, tiny_model, corpora):
+    a, b = corpora
+    out = tmp_path / "v"
+    assert _encode(tiny_model, a, out).returncode == 0
+    assert _ids(out) == _corpus_ids(a)
+    record = _meta_path(out).read_bytes()
+    msg = one_line_error(_encode(tiny_model, b, out))
+    assert "another corpus" in msg and "--overwrite" in msg
+    assert _ids(out) == _corpus_ids(a) and _meta_path(out).read_bytes() == record  # untouched
+    assert _encode(tiny_model, b, out, "--overwrite").returncode == 0
+    assert _ids(out) == _corpus_ids(b)
+    assert json.loads(_meta_path(out).read_text())["complete"] is True
+
+
+def test_partial_folder_is_resumed_only_with_the_same_corpus(tmp_path, tiny_model, tiny_encoder, corpora):
+    from splade_pyserini.vectors import encode_corpus
+
+    a, b = corpora
+    out = tmp_path / "v"
+    encode_corpus(tiny_encoder, a, out, shard_size=2, limit=2, progress=False)
+    msg = one_line_error(_encode(tiny_model, b, out, "--shard-size", "2"))
+    assert "another corpus" in msg and "--overwrite" in msg
+    assert _ids(out) == _corpus_ids(a)[:2]
+    first = (out / "vectors-00000.jsonl").stat().st_mtime_ns
+    meta = encode_corpus(tiny_encoder, a, out, shard_size=2, progress=False)  # the same corpus: resumed
+    assert meta["complete"] and meta["documents"] == 24 and _ids(out) == _corpus_ids(a)
+    assert (out / "vectors-00000.jsonl").stat().st_mtime_ns == first
+
+
+def test_resume_refuses_shards_its_record_does_not_prove(tmp_path, tiny_encoder, corpora):
+    from splade_pyserini.vectors import encode_corpus
+
+    a, b = corpora
+    out, other = tmp_path / "v", tmp_path / "other"
+    encode_corpus(tiny_encoder, a, out, shard_size=4, limit=8, progress=False)
+    encode_corpus(tiny_encoder, b, other, shard_size=4, limit=8, progress=False)
+    shutil.copy(other / "vectors-00001.jsonl", out / "vectors-00001.jsonl")  # the same name, another run's shard
+    with pytest.raises(SpladeError, match="vectors-00001.jsonl is not the shard this folder's record describes"):
+        encode_corpus(tiny_encoder, a, out, shard_size=4, progress=False)
+    encode_corpus(tiny_encoder, a, out, shard_size=4, progress=False, overwrite=True)
+    assert _ids(out) == _corpus_ids(a)
+    with pytest.raises(SpladeError, match=r"beyond --limit 5.*--overwrite"):  # fewer documents than it holds
+        encode_corpus(tiny_encoder, a, out, shard_size=4, limit=5, progress=False)
+    other_model = tiny_encoder.card.__class__(**{**tiny_encoder.card.__dict__, "scale": 100.0})
+    tiny_encoder.card, saved = other_model, tiny_encoder.card
+    try:
+        with pytest.raises(SpladeError, match=r"another setting \(scale"):
+            encode_corpus(tiny_encoder, a, out, shard_size=4, progress=False)
+    finally:
+        tiny_encoder.card = saved
+
+
+_SLOW_WRITER = """
+import pathlib, sys, time
+from splade_pyserini import cli, vectors
+release = pathlib.Path(sys.argv[1])
+close = vectors._ShardWriter.close
+def held(self, ok=True):  # keep the shard under its temporary name until the test says so
+    while not release.exists():
+        time.sleep(0.05)
+    close(self, ok)
+vectors._ShardWriter.close = held
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def test_second_writer_on_a_folder_is_refused_and_the_first_completes(tmp_path, tiny_model, corpora):
+    a, _ = corpora
+    out, release = tmp_path / "v", tmp_path / "release"
+    first = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(release), "encode", "--encoder", str(tiny_model),
+                              "--corpus", str(a), "--output", str(out), "--device", "cpu"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        tmp = out / ".vectors-00000.jsonl.tmp"
+        deadline = time.monotonic() + 300
+        while not tmp.exists():
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first writer never started its shard"
+            time.sleep(0.1)
+        msg = one_line_error(_encode(tiny_model, a, out))
+        assert "being written by another" in msg
+        assert tmp.exists() and first.poll() is None  # the first writer's temporary file is untouched
+    finally:
+        release.touch()
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert _ids(out) == _corpus_ids(a) and json.loads(_meta_path(out).read_text())["complete"] is True
+
+
+def test_writer_lock_allows_the_ranks_of_one_job_only(tmp_path):
+    """Ranks of one job hold the folder together; a writer of the same rank or another job size is refused."""
+    hold = ("import sys, time\nfrom splade_pyserini.fileio import writer_lock\n"
+            "with writer_lock(sys.argv[1], int(sys.argv[2]), int(sys.argv[3])):\n"
+            "    print('held', flush=True)\n    time.sleep(float(sys.argv[4]))\n")
+
+    def take(rank, world, seconds):
+        return subprocess.Popen([sys.executable, "-c", hold, str(tmp_path), str(rank), str(world), str(seconds)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    rank0 = take(0, 2, 30)
+    assert rank0.stdout.readline().strip() == "held"
+    try:
+        for rank, world, expected in ((1, 2, 0), (0, 2, 1), (0, 1, 1), (2, 3, 1)):
+            proc = take(rank, world, 0)
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == expected, (rank, world, err)
+            assert expected == 0 or "being written by another" in err
+    finally:
+        rank0.kill()
+        rank0.wait()
+    proc = take(0, 1, 0)  # a dead writer's lock is released by the OS
+    assert proc.communicate(timeout=60)[0].strip() == "held"
+
+
+# --- output folders -----------------------------------------------------------------------------------------------
+def test_index_into_a_folder_with_a_users_file_is_refused_and_the_file_kept(tmp_path, sample_index):
+    target = tmp_path / "idx"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    before = sorted(os.listdir(tmp_path))
+    msg = one_line_error(cli("index", "--vectors", sample_index["vectors"], "--index", target))
+    assert "notes.txt" in msg and "did not write" in msg
+    assert (target / "notes.txt").read_text() == "mine" and os.listdir(target) == ["notes.txt"]
+    assert sorted(os.listdir(tmp_path)) == before  # nothing staged beside it
+
+
+@pytest.mark.parametrize("where", [".", "..", "vectors", "vectors/index", "afile"])
+def test_index_paths_are_checked_before_any_work(tmp_path, sample_index, where):
+    here = tmp_path / "here"
+    here.mkdir()
+    shutil.copytree(sample_index["vectors"], here / "vectors")
+    (here / "afile").write_text("x")
+    before = {p: sorted(os.listdir(p)) for p in (tmp_path, here, here / "vectors")}
+    proc = subprocess.run([sys.executable, "-m", "splade_pyserini", "index", "--vectors", "vectors", "--index", where],
+                          capture_output=True, text=True, cwd=here)
+    msg = one_line_error(proc)
+    assert any(s in msg for s in ("current folder", "overlap", "is a file", "did not write")), msg
+    assert {p: sorted(os.listdir(p)) for p in before} == before  # nothing built, staged or deleted
+
+
+def test_own_index_is_rebuilt_but_other_folders_are_never_overwritten(tmp_path, sample_index, tiny_model):
+    from splade_pyserini.fileio import OWNER_FILE, owner
+    from splade_pyserini.index import INDEX_META, build_index
+
+    index = tmp_path / "index"
+    shutil.copytree(sample_index["index"], index)
+    assert INDEX_META in owner(index)["entries"]  # the record was inside the index before it got its name
+    build_index(sample_index["vectors"], index, threads=1)  # an index this package built: replaced
+    assert (index / INDEX_META).is_file() and (index / OWNER_FILE).is_file()
+    (index / "notes.txt").write_text("mine")  # a user's file in it: no longer only ours
+    with pytest.raises(SpladeError, match="notes.txt"):
+        build_index(sample_index["vectors"], index, threads=1)
+    assert (index / "notes.txt").read_text() == "mine"
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("x")
+    msg = one_line_error(_encode(tiny_model, SAMPLE, folder, "--overwrite"))  # --overwrite deletes only ours
+    assert "not written by splade-pyserini" in msg and os.listdir(folder) == ["thesis.tex"]
+
+
+def test_quickstart_and_regression_work_folders_refuse_a_users_folder(tmp_path):
+    from splade_pyserini.fileio import work_folder
+    from splade_pyserini.quickstart import WORK_NAMES
+
+    (tmp_path / "thesis.tex").write_text("x")
+    msg = one_line_error(cli("quickstart", "--workdir", tmp_path, "--device", "cpu"))
+    assert "--workdir" in msg and "not written by splade-pyserini" in msg
+    work = work_folder(tmp_path / "w", "quickstart folder", WORK_NAMES)
+    (work / "vectors").mkdir()
+    assert work_folder(tmp_path / "w", "quickstart folder", WORK_NAMES) == work  # its own: taken again
+    (work / "thesis.tex").write_text("x")
+    with pytest.raises(SpladeError, match="thesis.tex"):
+        work_folder(tmp_path / "w", "quickstart folder", WORK_NAMES)
+    with pytest.raises(SpladeError, match="holds a splade-pyserini quickstart folder, not a regression"):
+        work_folder(tmp_path / "w", "regression work folder")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_outputs_honour_the_umask(tmp_path, tiny_encoder, umask):
+    from splade_pyserini.index import build_index
+    from splade_pyserini.vectors import encode_corpus
+
+    old = os.umask(umask)
+    try:
+        encode_corpus(tiny_encoder, SAMPLE, tmp_path / "v", shard_size=20, progress=False)
+        build_index(tmp_path / "v", tmp_path / "i", threads=1)
+    finally:
+        os.umask(old)
+    for folder in (tmp_path / "v", tmp_path / "i"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask, folder
+        for f in folder.iterdir():
+            assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+
+
+# --- model identity -----------------------------------------------------------------------------------------------
+def test_search_checks_the_model_by_its_weights_not_its_name(tmp_path, sample_index, tiny_model, tiny_encoder,
+                                                              capsys):
+    from safetensors.torch import load_file, save_file
+
+    from splade_pyserini import SpladeSearcher, load_encoder
+    from splade_pyserini.index import INDEX_META, read_index_meta
+
+    recorded = read_index_meta(sample_index["index"])["weights_sha256"]
+    assert recorded == tiny_encoder.weights_hash
+    assert json.loads(_meta_path(sample_index["vectors"]).read_text())["weights_sha256"] == recorded
+    same = tmp_path / "copy" / "renamed-model"  # the same weights under another name: accepted
+    shutil.copytree(tiny_model, same)
+    with SpladeSearcher(sample_index["index"], load_encoder(str(same), device="cpu")) as s:
+        assert s.search("why do coral reefs turn white", 3)
+    other = tmp_path / "other" / tiny_model.name  # the index's model's name, other weights: refused
+    shutil.copytree(tiny_model, other)
+    weights = load_file(other / "model.safetensors")
+    key = sorted(k for k in weights if k.endswith("bias"))[0]
+    weights[key] = weights[key] + 0.25
+    save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
+    msg = one_line_error(cli("search", "--index", sample_index["index"], "--encoder", other, "--topics", SAMPLE,
+                             "--output", tmp_path / "run.txt", "--device", "cpu"))
+    assert "other model weights" in msg and not (tmp_path / "run.txt").exists()
+    old = tmp_path / "old-index"  # an index from before the weights hash: still searched, with a warning
+    shutil.copytree(sample_index["index"], old)
+    meta = read_index_meta(old)
+    meta.pop("weights_sha256")
+    (old / INDEX_META).write_text(json.dumps(meta))
+    with SpladeSearcher(old, tiny_encoder) as s:
+        assert s.search("why do coral reefs turn white", 3)
+    assert "records no hash of its model's weights" in capsys.readouterr().err
