@@ -96,9 +96,9 @@ def _shown(names: list[str]) -> str:
     return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
-def _check_path(path: Path, what: str) -> Path:
-    """The absolute path; refuses a link, a file, the current folder or a folder holding it."""
-    if path.is_symlink():
+def _check_path(path: Path, what: str, link: bool = False) -> Path:
+    """The absolute path; refuses a file, the current folder or a folder holding it, and a link unless ``link``."""
+    if path.is_symlink() and not link:
         raise SpladeError(f"{what} {path} is a symbolic link; give the folder itself (or a new path).")
     resolved = path.resolve()
     cwd = Path.cwd().resolve()
@@ -132,8 +132,8 @@ def claim_folder(path: str | os.PathLike, kind: str, allowed: Callable[[str], bo
     """Make ``path`` a folder of ``kind`` that this package fills file by file: create it (or take an empty one),
     or accept one it marked before. Refused: a folder of another kind, or one holding an entry that
     ``allowed(name)`` rejects. ``legacy(path)``: recognises an unmarked folder written by an older version.
-    ``create=False`` only checks. Returns the absolute path."""
-    path = _check_path(Path(path), what)
+    ``create=False`` only checks. Returns the absolute path (a link's target: it is filled, never replaced)."""
+    path = _check_path(Path(path), what, link=True)
     entries = sorted(n for n in os.listdir(path) if not _bookkeeping(n)) if path.exists() else []
     if entries:
         record = owner(path)

@@ -189,8 +189,8 @@ class _ShardWriter:
 # --- provenance: what proves that a shard belongs to this run -----------------------------------------------------
 #: Keys of the vectors record that must be equal for a folder to be resumed (the documents' content, the model's
 #: weights and every setting that changes a shard's bytes); ``--limit`` may differ (see :func:`_reusable`).
-IDENTITY = ("corpus_sha256", "weights_sha256", "variant", "scale", "max_length", "format", "shard_size", "contents",
-            "exact")
+IDENTITY = ("corpus_sha256", "weights_sha256", "variant", "scale", "max_length", "precision", "format", "shard_size",
+            "contents", "exact")
 _SHARD = re.compile(r"vectors-(\d{5})\.(jsonl|parquet)")
 _OURS = re.compile(r"(vectors-\d{5}\.(jsonl|parquet)|\.vectors-\d{5}\.(jsonl|parquet)\.tmp|\.rank-\d+-of-\d+\.json"
                    r"|\..+\.[0-9a-f]{12}\.tmp|encoding\.json)")
@@ -216,6 +216,7 @@ def _meta_for(encoder: SpladeEncoder, corpus: str, shard_size: int, fmt: str, wi
         "scale": card.scale,
         "max_length": card.doc_max_length,
         "query_max_length": card.query_max_length,
+        "precision": encoder.precision,
         "corpus": str(corpus),
         "corpus_sha256": corpus_fingerprint(corpus),
         "format": "JsonVectorCollection" if fmt == "jsonl" else "parquet",
@@ -233,8 +234,10 @@ def _job_id() -> str:
     job = os.environ.get("TORCHELASTIC_RUN_ID")
     if job and job != "none":
         return f"torchrun:{job}:{os.environ.get('MASTER_ADDR', '')}:{os.environ.get('MASTER_PORT', '')}"
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1:
-        return f"ranks:{os.environ.get('MASTER_ADDR', '')}:{os.environ.get('MASTER_PORT', '')}"
+    world = os.environ.get("WORLD_SIZE", "1")
+    if int(world) > 1:  # one node: the ranks are children of one launcher, whose pid tells this job from the last
+        node = f":{os.getppid()}" if os.environ.get("LOCAL_WORLD_SIZE", world) == world else ""
+        return f"ranks:{os.environ.get('MASTER_ADDR', '')}:{os.environ.get('MASTER_PORT', '')}{node}"
     return f"pid:{os.getpid()}:{time.time_ns()}"
 
 
