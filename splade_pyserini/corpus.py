@@ -6,18 +6,20 @@
 * anything else that is not a path is tried as an ``ir_datasets`` id (``irds:`` prefix optional).
 
 The text of a document is ``title + " " + text`` when it has a non-empty title, as Pyserini's encoders join them.
-A malformed line stops reading with an error that names the file and the line number.
+A malformed line, an id that a TREC run cannot hold or a repeated id stops reading with an error that names the file
+and the line number (the rules: :mod:`.inputs`).
 """
 
 from __future__ import annotations
 
-import json
+import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from .errors import SpladeError
+from .inputs import SeenIds, check_id, check_text, duplicate, iter_jsonl, iter_tsv
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,62 +34,48 @@ def _join(title: str | None, text: str | None) -> str:
     return f"{title} {text}" if title else text
 
 
-def _json_document(obj, path: Path, lineno: int) -> Document:
+def _json_document(obj, where: str) -> Document:
     if not isinstance(obj, dict):
-        raise SpladeError(f"{path}:{lineno}: expected a JSON object per line, got {type(obj).__name__}.")
+        raise SpladeError(f"{where}: expected a JSON object per line, got {type(obj).__name__}.")
     doc_id = obj.get("_id", obj.get("id", obj.get("docid")))
     if doc_id is None:
-        raise SpladeError(f"{path}:{lineno}: document has no id (expected `id` or `_id`).")
+        raise SpladeError(f"{where}: document has no id (expected `id` or `_id`).")
+    doc_id = check_id(doc_id, where, "document id")
     if "contents" in obj:
-        text = obj["contents"]
+        text = check_text(obj["contents"], where, f"contents of document {doc_id}")
     elif "text" in obj or "title" in obj:
-        text = _join(obj.get("title"), obj.get("text"))
+        title, body = (obj.get(k) for k in ("title", "text"))
+        text = _join(None if title is None else check_text(title, where, f"title of document {doc_id}"),
+                     None if body is None else check_text(body, where, f"text of document {doc_id}"))
     else:
-        raise SpladeError(f"{path}:{lineno}: document {doc_id} has no text (expected `contents` or `title`/`text`).")
-    if not isinstance(text, str):
-        raise SpladeError(f"{path}:{lineno}: document {doc_id}: text must be a string.")
-    return Document(str(doc_id), text)
+        raise SpladeError(f"{where}: document {doc_id} has no text (expected `contents` or `title`/`text`).")
+    return Document(doc_id, text)
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, object]]:
-    """(line number, parsed object) for each non-blank line; a bad line raises with its number."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SpladeError(f"{path}:{lineno}: malformed JSON ({e.msg} at column {e.colno}).") from None
-
-
-def _read_jsonl(path: Path) -> Iterator[Document]:
+def _read_jsonl(path: Path) -> Iterator[tuple[str, Document]]:
     for lineno, obj in iter_jsonl(path):
-        yield _json_document(obj, path, lineno)
+        where = f"{path}:{lineno}"
+        yield where, _json_document(obj, where)
 
 
-def iter_tsv(path: Path, layout: str, header_ids: tuple[str, ...]) -> Iterator[list[str]]:
-    """The tab-separated fields of each non-blank line (at least two), skipping a first line that is a header
-    (its first field one of ``header_ids``); ``layout`` (e.g. ``id<TAB>text``) names the format in the error."""
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.rstrip("\n").rstrip("\r")
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            if len(parts) < 2:
-                raise SpladeError(f"{path}:{lineno}: expected `{layout}`, found no tab.")
-            if lineno == 1 and parts[0].lower() in header_ids:
-                continue
-            yield parts
+def _read_tsv(path: Path) -> Iterator[tuple[str, Document]]:
+    for lineno, parts in iter_tsv(path, "id<TAB>text", ("id", "docid", "_id", "doc_id")):
+        where = f"{path}:{lineno}"
+        text = parts[1] if len(parts) == 2 else _join(parts[1], " ".join(parts[2:]))
+        yield where, Document(check_id(parts[0], where, "document id"), text)
 
 
-def _read_tsv(path: Path) -> Iterator[Document]:
-    for parts in iter_tsv(path, "id<TAB>text", ("id", "docid", "_id", "doc_id")):
-        yield Document(parts[0], parts[1] if len(parts) == 2 else _join(parts[1], " ".join(parts[2:])))
+def ir_datasets_id(source: str | os.PathLike) -> str | None:
+    """The ``ir_datasets`` id that ``source`` names (``irds:`` prefix optional), or None for a path."""
+    text = str(source)
+    if text.startswith("irds:"):
+        return text[5:]
+    return None if looks_like_path(text) or os.path.exists(text) else text
 
 
-def _read_ir_datasets(name: str) -> Iterator[Document]:
+def iter_ir_datasets(name: str, part: str, what: str) -> Iterator:
+    """Each item of ``part`` (``docs`` or ``queries``) of the ir_datasets dataset ``name``, with one-line errors:
+    ir_datasets missing, an unknown id, or data that is not in the local cache and cannot be downloaded."""
     try:
         import ir_datasets
     except ImportError:
@@ -95,16 +83,25 @@ def _read_ir_datasets(name: str) -> Iterator[Document]:
     try:
         dataset = ir_datasets.load(name)
     except KeyError:
-        raise SpladeError(f"corpus {name!r}: no such file or folder, nor an ir_datasets id.") from None
-    if not dataset.has_docs():
-        raise SpladeError(f"ir_datasets {name!r} has no documents.")
+        raise SpladeError(f"{what} {name!r}: no such file or folder, nor an ir_datasets id.") from None
+    if not getattr(dataset, f"has_{part}")():
+        raise SpladeError(f"ir_datasets {name!r} has no {part}.")
     try:
-        for doc in dataset.docs_iter():
-            text = getattr(doc, "text", None) or getattr(doc, "body", None) or ""
-            yield Document(doc.doc_id, _join(getattr(doc, "title", None), text))
+        yield from getattr(dataset, f"{part}_iter")()
+    except SpladeError:
+        raise
     except Exception as e:  # ir_datasets downloads on first use
-        raise SpladeError(f"ir_datasets {name!r} could not be read ({type(e).__name__}: {str(e)[:160]}); "
-                          "it may need a download that this machine cannot make.") from None
+        detail = (str(e.args[0]) if e.args else str(e)).strip().split("\n")[0][:120]
+        raise SpladeError(f"ir_datasets {name!r} could not be read ({type(e).__name__}: {detail}); its {part} are not "
+                          f"in the local cache ({ir_datasets.util.home_path()}) and could not be downloaded: fetch "
+                          f"them once online (`ir_datasets export {name} {part}`), or pass a file.") from None
+
+
+def _read_ir_datasets(name: str) -> Iterator[tuple[str, Document]]:
+    for n, doc in enumerate(iter_ir_datasets(name, "docs", "corpus"), 1):
+        where = f"ir_datasets {name} document #{n}"
+        text = getattr(doc, "text", None) or getattr(doc, "body", None) or ""
+        yield where, Document(check_id(doc.doc_id, where, "document id"), _join(getattr(doc, "title", None), text))
 
 
 def looks_like_path(text: str) -> bool:
@@ -127,21 +124,17 @@ def corpus_file(source: str | os.PathLike) -> Path | None:
     return None
 
 
-def read_corpus(source: str | os.PathLike) -> Iterator[Document]:
-    """Every document of ``source``, in file order."""
+def _located(source: str | os.PathLike) -> Iterator[tuple[str, Document]]:
+    """(where, document) for every document of ``source``; ``where`` is ``file:line`` (or the dataset position)."""
     text = str(source)
     path = Path(text)
     if path.is_dir():
         file = corpus_file(path)
-        files = [file] if file is not None else sorted(path.glob("*.jsonl"))
-        for f in files:
+        for f in [file] if file is not None else sorted(path.glob("*.jsonl")):
             yield from _read_jsonl(f)
         return
     if path.is_file():
-        if path.suffix in (".tsv", ".txt"):
-            yield from _read_tsv(path)
-        else:
-            yield from _read_jsonl(path)
+        yield from (_read_tsv(path) if path.suffix in (".tsv", ".txt") else _read_jsonl(path))
         return
     if text.startswith("irds:"):
         yield from _read_ir_datasets(text[5:])
@@ -151,13 +144,66 @@ def read_corpus(source: str | os.PathLike) -> Iterator[Document]:
     yield from _read_ir_datasets(text)
 
 
-def check_corpus(source: str | os.PathLike) -> None:
-    """Raise the reading error of a missing or unusable source early, before any model is loaded."""
+def _first_places(source, batch: list[tuple[str, Document]], candidates: list[int]) -> dict[int, str]:
+    """``{i: where its id first occurs}`` for the candidates whose id did occur before ``batch[i]``; a candidate whose
+    id did not (a mere hash collision) is left out. Earlier batches are read again, once, only for candidates."""
+    in_batch: dict[str, int] = {}
+    for i, (_, doc) in enumerate(batch):
+        in_batch.setdefault(doc.id, i)
+    places = {i: batch[in_batch[batch[i][1].id]][0] for i in candidates if in_batch[batch[i][1].id] < i}
+    pending = {batch[i][1].id for i in candidates if i not in places}
+    if pending:
+        found: dict[str, str] = {}
+        for where, doc in _located(source):
+            if where == batch[0][0]:
+                break
+            if doc.id in pending:
+                found.setdefault(doc.id, where)
+        places.update({i: found[batch[i][1].id] for i in candidates if batch[i][1].id in found})
+    return places
+
+
+def read_corpus(source: str | os.PathLike) -> Iterator[Document]:
+    """Every document of ``source``, in file order; a malformed record or a repeated id raises naming its line."""
+    seen = SeenIds()
+    records = _located(source)
+    while batch := list(itertools.islice(records, 4096)):
+        candidates = seen.repeats([doc.id for _, doc in batch])
+        if candidates and (places := _first_places(source, batch, candidates)):
+            i = min(places)
+            raise duplicate("document id", batch[i][1].id, batch[i][0], places[i])
+        yield from (doc for _, doc in batch)
+
+
+_checked: set[tuple] = set()
+
+
+def _file_state(source) -> tuple | None:
+    """(source, then name, size and modification time of each file) for a file source; None for a dataset id."""
     path = Path(source)
     if path.is_dir():
-        corpus_file(path)
-    elif not path.is_file() and looks_like_path(str(source)):
+        file = corpus_file(path)
+        files = [file] if file is not None else sorted(path.glob("*.jsonl"))
+    elif path.is_file():
+        files = [path]
+    else:
+        return None
+    return (str(path.resolve()), *((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+
+
+def check_corpus(source: str | os.PathLike) -> None:
+    """Read a file source through once, before any model is loaded or any output is written: the first malformed
+    record, bad id or repeated id raises its one-line error, and so does a corpus with no document. A dataset id is
+    checked as it streams. A source that passed is not read again in this process unless its files change."""
+    path = Path(source)
+    if not path.exists() and looks_like_path(str(source)):
         raise SpladeError(f"corpus {source} does not exist; pass a BEIR folder, a .jsonl or .tsv file, or an ir_datasets id.")
+    state = _file_state(source)
+    if state is None or state in _checked:
+        return
+    if sum(1 for _ in read_corpus(source)) == 0:
+        raise SpladeError(f"corpus {source} holds no documents; check the file and its format.")
+    _checked.add(state)
 
 
 def count_documents(source: str | os.PathLike) -> int | None:

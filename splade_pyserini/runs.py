@@ -7,61 +7,98 @@ folder (``qrels/test.tsv``), a BEIR TSV (``query-id corpus-id score`` with heade
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 from .errors import SpladeError
 from .fileio import atomic_write
+from .inputs import check_id, duplicate, record_lines
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
 
 
+def _number(text: str, where: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise SpladeError(f"{where}: {what} {text[:40]!r} is not a finite number.")
+    return value
+
+
+def _first_line(path: Path, qid: str, docid: str, docid_field: int) -> int:
+    """The line where ``qid``'s ``docid`` first occurs (read again only to report a repeat)."""
+    for lineno, line in record_lines(path):
+        parts = line.split()
+        if parts[0] == qid and parts[docid_field] == docid:
+            return lineno
+    return 0
+
+
+def _records(path: Path, fields: tuple[int, ...], layout: str, header: tuple[str, ...] = ()):
+    """(where, fields) of each non-blank line split on whitespace: as many fields on every line, one of ``fields``."""
+    first, width = True, None
+    for lineno, line in record_lines(path):
+        parts = line.split()
+        if first and parts[0].lower() in header:
+            first = False
+            continue
+        first = False
+        where = f"{path}:{lineno}"
+        if len(parts) != (width or len(parts)) or len(parts) not in fields:
+            raise SpladeError(f"{where}: expected {layout}, found {len(parts)} fields"
+                              + (f" where the lines above have {width}." if width else "."))
+        width = len(parts)
+        yield where, parts
+
+
 def read_qrels(source: str | os.PathLike) -> Qrels:
+    """``{qid: {docid: grade}}``; a malformed line, a bad id, a grade that is no integer or a judgment given twice
+    raises naming the file and line."""
     path = Path(source)
     if path.is_dir():
         path = path / "qrels" / "test.tsv"
     if not path.is_file():
         raise SpladeError(f"qrels {source} do not exist; pass a BEIR folder, its qrels/test.tsv or a TREC qrels file.")
     qrels: Qrels = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if lineno == 1 and parts[0].lower() in ("query-id", "qid", "query_id"):
-                continue
-            if len(parts) == 4:
-                qid, _, docid, grade = parts
-            elif len(parts) == 3:
-                qid, docid, grade = parts
-            else:
-                raise SpladeError(f"{path}:{lineno}: expected `qid docid grade` (BEIR) or `qid 0 docid grade` (TREC).")
-            try:
-                qrels.setdefault(qid, {})[docid] = int(float(grade))
-            except ValueError:
-                raise SpladeError(f"{path}:{lineno}: relevance grade {grade!r} is not a number.") from None
+    layout = "`qid docid grade` (BEIR) or `qid 0 docid grade` (TREC)"
+    for where, parts in _records(path, (3, 4), layout, ("query-id", "qid", "query_id")):
+        qid, docid, grade = (parts[0], parts[2], parts[3]) if len(parts) == 4 else parts
+        qid, docid = check_id(qid, where, "query id"), check_id(docid, where, "document id")
+        value = _number(grade, where, "relevance grade")
+        if value != int(value):
+            raise SpladeError(f"{where}: relevance grade {grade!r} is not an integer.")
+        judged = qrels.setdefault(qid, {})
+        if docid in judged:
+            first = _first_line(path, qid, docid, len(parts) - 2)
+            raise duplicate(f"judgment of query {qid} for document", docid, where, f"{path}:{first}",
+                            "judge a document once per query: keep one line")
+        judged[docid] = int(value)
     if not qrels:
-        raise SpladeError(f"qrels {source} hold no judgments.")
+        raise SpladeError(f"qrels {source} hold no judgments; check the file and its format.")
     return qrels
 
 
 def read_run(path: str | os.PathLike) -> Run:
+    """``{qid: {docid: score}}`` of a TREC run; a malformed line, a bad id, a score that is no finite number or a
+    document listed twice for one query (trec_eval refuses such runs) raises naming the file and line. The rank
+    column is not read: trec_eval, too, ranks by score."""
     path = Path(path)
     if not path.is_file():
         raise SpladeError(f"run file {path} does not exist.")
     run: Run = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise SpladeError(f"{path}:{lineno}: expected a TREC run line `qid Q0 docid rank score tag`.")
-            try:
-                run.setdefault(parts[0], {})[parts[2]] = float(parts[4])
-            except ValueError:
-                raise SpladeError(f"{path}:{lineno}: score {parts[4]!r} is not a number.") from None
+    for where, parts in _records(path, (6,), "a TREC run line `qid Q0 docid rank score tag`"):
+        qid, docid = check_id(parts[0], where, "query id"), check_id(parts[2], where, "document id")
+        hits = run.setdefault(qid, {})
+        if docid in hits:
+            raise duplicate(f"hit of query {qid} for document", docid, where, f"{path}:{_first_line(path, qid, docid, 2)}",
+                            "a run lists a document once per query (trec_eval refuses repeats): keep one line")
+        hits[docid] = _number(parts[4], where, "score")
+    if not run:
+        raise SpladeError(f"run file {path} holds no results; re-create it (e.g. with `splade-pyserini search`).")
     return run
 
 

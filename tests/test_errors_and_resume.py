@@ -46,8 +46,7 @@ def test_malformed_line_names_its_number_and_leaves_no_partial_shard(tmp_path, t
     out = tmp_path / "vectors"
     msg = one_line_error(cli("encode", "--encoder", tiny_model, "--corpus", corpus, "--output", out))
     assert f"{corpus}:5: malformed JSON" in msg
-    assert not list(out.glob("vectors-*.jsonl")) and not list(out.glob(".*tmp"))
-    assert json.loads((out / "encoding.json").read_text())["complete"] is False
+    assert not out.exists()  # the corpus is read through before the model loads or any output is written
 
 
 def test_missing_field_names_line(tmp_path):
