@@ -2,6 +2,8 @@
 
 It only registers an import watcher. Nothing happens unless Pyserini is imported; then
 * before ``pyserini`` runs: a Java >= 21 is found and ``JAVA_HOME`` set (as :func:`splade_pyserini.jdk.ensure_java`);
+* after ``pyserini.pyclass`` has started the JVM: Lucene's limit of 1,024 clauses per query is raised (a SPLADE query
+  has a clause per term);
 * after ``pyserini.search.lucene._impact_searcher`` runs: ``LuceneImpactSearcher`` learns this package's encoder
   card names and local model folders (see :mod:`splade_pyserini.pyserini_plugin`).
 Any failure here is swallowed: the hook must never break another program.
@@ -10,7 +12,7 @@ Any failure here is swallowed: the hook must never break another program.
 import sys
 from importlib.abc import MetaPathFinder
 
-_AFTER = {"pyserini.search.lucene._impact_searcher": "patch_impact_searcher"}
+_AFTER = {"pyserini.search.lucene._impact_searcher": "patch_impact_searcher", "pyserini.pyclass": "allow_long_queries"}
 
 
 class _Watcher(MetaPathFinder):

@@ -72,6 +72,23 @@ def start_jvm() -> None:
         ensure_java()  # jars from add_classpath() are already registered with jnius_config
     import pyserini.pyclass  # noqa: F401  (starts the JVM)
 
+    allow_long_queries()
+
+
+MAX_QUERY_CLAUSES = 1 << 20
+
+
+def allow_long_queries() -> None:
+    """Let a query hold up to :data:`MAX_QUERY_CLAUSES` terms. A SPLADE query has one clause per term and can hold
+    more than the 1,024 that Lucene allows by default (``IndexSearcher.TooManyClauses``); that JVM-wide limit guards
+    against runaway wildcard expansions, which impact search does not make. Called once the JVM runs (also from the
+    start-up hook, for Pyserini's own searchers)."""
+    from jnius import autoclass as _autoclass
+
+    searcher = _autoclass("org.apache.lucene.search.IndexSearcher")
+    if searcher.getMaxClauseCount() < MAX_QUERY_CLAUSES:
+        searcher.setMaxClauseCount(MAX_QUERY_CLAUSES)
+
 
 def autoclass(name: str):
     start_jvm()

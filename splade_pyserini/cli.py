@@ -2,7 +2,9 @@
 
 encode → index → search → evaluate, plus ``quickstart`` (the whole path on the embedded default) and ``encoders``.
 Feature packages add their own subcommands through an ``add_commands(subparsers)`` function (see ``_EXTENSIONS``).
-User errors print one line, ``error: …``, and exit with status 2.
+Every failure prints one line, ``error: …`` (the problem, then the fix), and exits with status 2: the package's
+own errors, bad arguments, and the causes that files, Java or the machine raise (see :func:`errors.user_message`).
+``--debug`` (anywhere on the line) or ``SPLADE_PYSERINI_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -12,12 +14,40 @@ import importlib
 import json
 import os
 import sys
+from pathlib import Path
 
-from .errors import SpladeError
+from .errors import SpladeError, user_message
 
 # Modules that register further subcommands with add_commands(subparsers).
 _EXTENSIONS = ("splade_pyserini.eval.cli", "splade_pyserini.bench.cli", "splade_pyserini.train.cli",
                "splade_pyserini.regression", "splade_pyserini.onnx_export")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (the usage itself is one ``--help`` away)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message}; see `{self.prog} --help`.\n")
+
+
+def _number(kind, minimum: float, strict: bool):
+    """An argparse type: a ``kind`` number above ``minimum`` (or equal to it when not ``strict``)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}") from None
+        if value != value or value in (float("inf"), float("-inf")) or value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"{text} must be {'above' if strict else 'at least'} {minimum:g}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+positive_int = _number(int, 0, strict=True)
+positive_float = _number(float, 0.0, strict=True)
+non_negative_float = _number(float, 0.0, strict=False)
 
 
 def _device_args(p):
@@ -55,13 +85,32 @@ def _cmd_index(args) -> int:
 def _cmd_search(args) -> int:
     from .encoder import load_encoder
     from .search import search_topics
+    from .topics import read_topics
 
+    read_topics(args.topics)  # a bad topic file is refused before the model loads
+    _check_index(args.index)
+    _check_output_file(args.output)
     overrides = {"scale": args.scale} if args.scale is not None else {}
     encoder = load_encoder(args.encoder, device=args.device, **overrides)
     results = search_topics(args.index, encoder, args.topics, args.output, hits=args.hits, threads=args.threads,
                             batch_size=args.batch_size)
     print(f"searched {len(results)} queries; run written to {args.output}")
     return 0
+
+
+def _check_index(path: str) -> None:
+    """Refuse what is no Lucene index before any model loads (Lucene's own error comes only after)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise SpladeError(f"index {path} does not exist; build it with `splade-pyserini index --vectors … --index {path}`.")
+    if not any(folder.glob("segments_*")):
+        raise SpladeError(f"{path} is not a Lucene index (it has no segments_N file); pass the folder that "
+                          f"`splade-pyserini index` built, or build one with `splade-pyserini index --index {path}`.")
+
+
+def _check_output_file(path: str) -> None:
+    if Path(path).is_dir():
+        raise SpladeError(f"--output {path} is a folder; pass the path of the run file to write.")
 
 
 def _cmd_evaluate(args) -> int:
@@ -122,10 +171,12 @@ def _cmd_encoders(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="splade-pyserini", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="splade-pyserini", description=__doc__.splitlines()[0])
     from . import __version__
 
     parser.add_argument("--version", action="version", version=f"splade-pyserini {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also SPLADE_PYSERINI_DEBUG=1); may stand anywhere")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("encode", help="encode a corpus into JsonVectorCollection shards")
@@ -133,15 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", required=True, help="BEIR folder, .jsonl, .tsv or an ir_datasets id")
     p.add_argument("--output", required=True, help="output folder (resumable)")
     _device_args(p)
-    p.add_argument("--batch-tokens", type=int, default=None, help="token budget per batch (default: 8192 CPU, 65536 GPU)")
-    p.add_argument("--batch-size", dest="batch_tokens_compat", type=int, default=None,
+    p.add_argument("--batch-tokens", type=positive_int, default=None, help="token budget per batch (default: 8192 CPU, 65536 GPU)")
+    p.add_argument("--batch-size", dest="batch_tokens_compat", type=positive_int, default=None,
                    help="documents per batch, approximately (converted to a token budget)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--compile", action="store_true", help="torch.compile the model (GPU)")
-    p.add_argument("--scale", type=float, default=None, help="override the card's quantisation scale")
-    p.add_argument("--max-length", type=int, default=None, help="override the card's document max length")
-    p.add_argument("--shard-size", type=int, default=100_000)
-    p.add_argument("--limit", type=int, default=None, help="encode only the first N documents")
+    p.add_argument("--scale", type=positive_float, default=None, help="override the card's quantisation scale")
+    p.add_argument("--max-length", type=positive_int, default=None, help="override the card's document max length")
+    p.add_argument("--shard-size", type=positive_int, default=100_000)
+    p.add_argument("--limit", type=positive_int, default=None, help="encode only the first N documents")
     p.add_argument("--no-contents", action="store_true", help="leave the text out of the vector files")
     p.add_argument("--format", default="jsonl", choices=["jsonl", "parquet"],
                    help="jsonl: Anserini JsonVectorCollection (stock); parquet: columnar, for the Java fast path")
@@ -154,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("index", help="build a Lucene impact index from encoded vectors")
     p.add_argument("--vectors", required=True)
     p.add_argument("--index", required=True)
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=positive_int, default=None)
     p.add_argument("--no-docvectors", action="store_true", help="do not store document vectors (smaller index)")
     p.add_argument("--stock", action="store_true",
                    help="Anserini's own JsonVectorCollection path instead of the Java extension (same postings, slower)")
@@ -165,10 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", required=True)
     p.add_argument("--topics", required=True, help="BEIR folder, queries.jsonl, TSV, TREC topic file or ir_datasets id")
     p.add_argument("--output", required=True)
-    p.add_argument("--hits", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=None, help="search threads (default: one per core)")
-    p.add_argument("--batch-size", type=int, default=256, help="queries encoded and searched together")
-    p.add_argument("--scale", type=float, default=None, help="override the card's quantisation scale")
+    p.add_argument("--hits", type=positive_int, default=1000)
+    p.add_argument("--threads", type=positive_int, default=None, help="search threads (default: one per core)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="queries encoded and searched together")
+    p.add_argument("--scale", type=positive_float, default=None, help="override the card's quantisation scale")
     _device_args(p)
     p.set_defaults(func=_cmd_search)
 
@@ -191,10 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topics", required=True)
     p.add_argument("--index", required=True, help="BM25 index folder (built if missing, re-used otherwise)")
     p.add_argument("--output", required=True)
-    p.add_argument("--hits", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--k1", type=float, default=0.9)
-    p.add_argument("--b", type=float, default=0.4)
+    p.add_argument("--hits", type=positive_int, default=1000)
+    p.add_argument("--threads", type=positive_int, default=1)
+    p.add_argument("--k1", type=non_negative_float, default=0.9)
+    p.add_argument("--b", type=non_negative_float, default=0.4)
     p.set_defaults(func=_cmd_bm25)
 
     p = sub.add_parser("encoders", help="list the named encoders (cards)")
@@ -206,18 +257,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "batch_tokens_compat", None) and not getattr(args, "batch_tokens", None):
-        args.batch_tokens = args.batch_tokens_compat * 128
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("SPLADE_PYSERINI_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "batch_tokens_compat", None) and not getattr(args, "batch_tokens", None):
+            args.batch_tokens = args.batch_tokens_compat * 128
         return int(args.func(args) or 0)
-    except SpladeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    except SystemExit:
+        raise
+    except BaseException as e:  # every failure, by its cause: one line (see errors.user_message)
+        if debug:
+            raise
+        print(f"error: {user_message(e)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -309,13 +309,14 @@ def _start_jvm() -> None:
     Done here rather than with ``anserini.start_jvm()``, whose classpath check (``jnius_config.get_classpath()``)
     imports jnius and so starts the JVM before Pyserini has put the fat jar on the classpath.
     """
-    from .anserini import jvm_running
+    from .anserini import allow_long_queries, jvm_running
 
     if not jvm_running():
         from .jdk import ensure_java
 
         ensure_java()
         import pyserini.pyclass  # noqa: F401  (adds the fat jar, then starts the JVM)
+    allow_long_queries()
 
 
 UNAVAILABLE = (f"the Java extension is not available (no shipped jar matching its sources and no javac >= "

@@ -28,6 +28,12 @@ def prepare_java() -> None:
         pass
 
 
+def allow_long_queries(module=None) -> None:
+    from .anserini import allow_long_queries as allow
+
+    allow()
+
+
 def handles(encoder) -> bool:
     """True for this package's card names and local model folders (not for Hugging Face ids)."""
     if not isinstance(encoder, str):
