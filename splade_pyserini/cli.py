@@ -150,10 +150,13 @@ def _cmd_quickstart(args) -> int:
 
 def _cmd_bm25(args) -> int:
     from .bm25 import bm25_search, build_bm25_index
+    from .corpus import check_corpus
     from .runs import write_run
     from .topics import read_topics
 
     queries = read_topics(args.topics)
+    check_corpus(args.corpus)
+    _check_output_file(args.output)
     index = build_bm25_index(args.corpus, args.index, threads=args.threads)
     write_run(args.output, bm25_search(index, queries, k=args.hits, threads=args.threads, k1=args.k1, b=args.b),
               tag="bm25")

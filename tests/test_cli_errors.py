@@ -244,3 +244,12 @@ def test_queries_of_more_than_1024_terms_are_searched(sample_index):
     stock.close()
     assert len(hits) == 10 and [d for d, _ in hits] == [d for d, _ in expected]
     assert [s for _, s in hits] == pytest.approx([s for _, s in expected])
+
+
+def test_bm25_refuses_a_bad_corpus_before_making_any_folder(tmp_path):
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"id": "a", "contents": "x"}\n{"id": "a", "contents": "y"}\n')
+    code, _, err = run("bm25", "--corpus", corpus, "--topics", SAMPLE, "--index", tmp_path / "bm25",
+                       "--output", tmp_path / "run.txt")
+    assert f"{corpus}:2: document id 'a' repeats {corpus}:1" in one_line(code, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl"]
