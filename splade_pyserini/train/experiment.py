@@ -107,6 +107,7 @@ def run_experiment(workdir, cranfield, vaswani, model, config: dict | None = Non
     from .data import corpus_texts
     from .firststage import SimpleBM25, SparseIndex
     from .mine import mine, parse_tiers, write_pools
+    from .model_card import write_model_card
     from .teachers import teach
     from .trainer import make_config, train
 
@@ -215,6 +216,8 @@ def run_experiment(workdir, cranfield, vaswani, model, config: dict | None = Non
         "pools": meta,
     }
     write_json(workdir / "results.json", result)
+    write_model_card(workdir / "model", metrics={f"Cranfield, {len(test_q)} held-out queries": cran_eval,
+                                                 f"Vaswani, {len(vas_queries)} queries": vas_eval})
     log("")
     log(format_results(result, metrics))
     return result
