@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from .cards import EncoderCard, resolve_card
 from .errors import SpladeError
+from .exact import Float64Forward, float32_rounding_as, rows_near_boundary
 
 
 @dataclass
@@ -39,6 +41,16 @@ class SparseBatch:
     def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = self.offsets[i], self.offsets[i + 1]
         return self.terms[a:b], self.weights[a:b]
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> "SparseBatch":
+        """One batch of ``(terms, weights)`` rows; the weights keep their dtype."""
+        counts = np.fromiter((len(t) for t, _ in rows), dtype=np.int64, count=len(rows))
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        terms = np.concatenate([t for t, _ in rows]) if rows else np.zeros(0, np.int32)
+        weights = np.concatenate([w for _, w in rows]) if rows else np.zeros(0, np.float32)
+        return cls(offsets, terms.astype(np.int32, copy=False), weights)
 
 
 def mlm_head(model):
@@ -163,7 +175,8 @@ class SpladeEncoder:
         self._forward = splade_max
         self._head_matmul = None
         self._screen = None
-        self._restricted = None  # (key, screen) of the last vocabulary a query encoding was restricted to
+        self._restricted: dict[bytes, object] = {}  # screens of the vocabularies queries were restricted to
+        self._restricted_lock = threading.Lock()
         if self.device == "cpu" and self.dtype == torch.float32 and mlm_head(self.model) is not None:
             # On CPUs, the vocabulary projection (≈ 90% of a small SPLADE's work) runs faster through numpy's
             # BLAS (OpenBLAS) than through torch's (MKL picks slow kernels on AMD): same float32 maths.
@@ -179,6 +192,7 @@ class SpladeEncoder:
 
         # Queries: each text alone through a lean forward pass (see query_encoder), on one thread per query.
         self._one_text = OneTextForward(self.model) if OneTextForward.supports(self.model) else None
+        self._float64 = Float64Forward(self.model)  # texts near a rounding boundary (see exact)
         self.query_workers = None  # None: one per core
         vocab = self.tokenizer.get_vocab()
         self.vocab = [None] * len(vocab)
@@ -308,18 +322,45 @@ class SpladeEncoder:
         if vocabulary is None:
             return self._screen
         key = hashlib.blake2b(np.ascontiguousarray(vocabulary, dtype=np.int64).tobytes(), digest_size=16).digest()
-        if self._restricted is None or self._restricted[0] != key:
-            self._restricted = (key, self._screen.restricted(vocabulary))
-        return self._restricted[1]
+        with self._restricted_lock:  # several searchers (threads) may share this encoder
+            screen = self._restricted.get(key)
+            if screen is None:
+                if len(self._restricted) >= 8:
+                    self._restricted.pop(next(iter(self._restricted)))
+                screen = self._restricted[key] = self._screen.restricted(vocabulary)
+            return screen
 
     def _query_weights(self, ids: Sequence[int], cols: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """log1p of the positive maxima ``top`` at vocabulary ids ``cols``, the variant's rule applied."""
+        """float64 log1p of the positive maxima ``top`` at vocabulary ids ``cols``, the variant's rule applied."""
         if self.card.variant == "lexical":  # weights only on the query's own (non-special) tokens
             keep = np.isin(cols, np.setdiff1d(np.asarray(ids, dtype=np.int64), self.special_ids))
             cols, top = cols[keep], top[keep]
-        return cols.astype(np.int32), np.log1p(top).astype(np.float32)
+        return cols.astype(np.int32), np.log1p(np.asarray(top, dtype=np.float64))
+
+    def _exactly(self, ids: list[list[int]], batch: SparseBatch, scale: float, kind: str) -> SparseBatch:
+        """``batch`` with every text that has a weight near a rounding boundary recomputed alone in float64 (see
+        :mod:`splade_pyserini.exact`): its integer weights are then the float64 formula's; float32 weights."""
+        from .query_encoder import map_alone
+
+        rows = [batch.row(i) for i in range(len(batch))]
+        flagged = rows_near_boundary(batch.offsets, batch.weights, scale).tolist()
+
+        def recompute(i):
+            cols = rows[i][0].astype(np.int64)
+            top = self._float64.maxima(ids[i], cols)
+            keep = top > 0
+            if kind == "query":
+                return self._query_weights(ids[i], cols[keep], top[keep])
+            return cols[keep].astype(np.int32), np.log1p(top[keep])
+
+        for i, row in zip(flagged, map_alone(recompute, flagged, parallel=not self.device.startswith("cuda"))):
+            rows[i] = row
+        out = SparseBatch.from_rows([(t, np.asarray(w, dtype=np.float64)) for t, w in rows])
+        out.weights = float32_rounding_as(out.weights, scale)
+        return out
 
     def _encode_queries_ids(self, ids: list[list[int]], vocabulary: np.ndarray | None = None) -> SparseBatch:
+        """float32-path query vectors (float64 weights; see :meth:`_exactly` for the exact ones)."""
         from .query_encoder import default_workers, groups, map_alone
 
         if self._screen is not None:
@@ -339,22 +380,24 @@ class SpladeEncoder:
                              parallel=not self.device.startswith("cuda"))
             if vocabulary is not None:
                 rows = [(t[keep], w[keep]) for t, w in rows for keep in [np.isin(t, vocabulary)]]
-        counts = np.fromiter((len(t) for t, _ in rows), dtype=np.int64, count=len(rows))
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        terms = np.concatenate([t for t, _ in rows]) if rows else np.zeros(0, np.int32)
-        weights = np.concatenate([w for _, w in rows]) if rows else np.zeros(0, np.float32)
-        return SparseBatch(offsets, terms.astype(np.int32, copy=False), weights.astype(np.float32, copy=False))
+        return SparseBatch.from_rows(rows)
 
     def encode_ids(self, ids: list[list[int]], kind: str = "document", prepared=None,
-                   vocabulary: np.ndarray | None = None) -> SparseBatch:
+                   vocabulary: np.ndarray | None = None, exact: bool | None = None,
+                   scale: float | None = None) -> SparseBatch:
         """Sparse vectors for pre-tokenised texts, in the given order (``prepared``: from :meth:`prepare`).
 
         Documents go through length-sorted padded batches; queries are encoded one by one (see
         :mod:`splade_pyserini.query_encoder`), so a query's weights never depend on the other queries.
         ``vocabulary`` (queries only): keep only these term ids; on the CPU the others are not even computed.
+        ``exact`` (default: for fp32 queries only): integer weights at ``scale`` (default: the card's) equal to the
+        float64 formula's on any machine (see :mod:`splade_pyserini.exact`); it needs fp32 precision.
         """
         n = len(ids)
+        exact = (kind == "query" and self.precision == "fp32") if exact is None else exact
+        scale = self.card.scale if scale is None else scale
+        if exact and self.precision != "fp32":
+            raise SpladeError(f"exact weights need --precision fp32, not {self.precision}.")
         if n == 0:
             return SparseBatch(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
         if kind == "query" and self.card.variant == "doc":
@@ -367,17 +410,24 @@ class SpladeEncoder:
                 bow[:, ~keep] = 0.0
             return self._to_sparse(bow)
         if kind == "query":
-            return self._encode_queries_ids(ids, vocabulary)
-        parts: list[tuple[np.ndarray, SparseBatch]] = []
-        for idx, input_ids, mask in (prepared if prepared is not None else self.prepare(ids)):
-            parts.append((idx, self._to_sparse(self._weights(input_ids, mask))))
-        return _reorder(parts, n)
+            batch = self._encode_queries_ids(ids, vocabulary)
+        else:
+            parts: list[tuple[np.ndarray, SparseBatch]] = []
+            for idx, input_ids, mask in (prepared if prepared is not None else self.prepare(ids)):
+                parts.append((idx, self._to_sparse(self._weights(input_ids, mask))))
+            batch = _reorder(parts, n)
+        if exact:
+            return self._exactly(ids, batch, scale, kind)
+        batch.weights = batch.weights.astype(np.float32, copy=False)
+        return batch
 
-    def encode(self, texts: Sequence[str], kind: str = "document", vocabulary: np.ndarray | None = None) -> SparseBatch:
+    def encode(self, texts: Sequence[str], kind: str = "document", vocabulary: np.ndarray | None = None,
+               exact: bool | None = None, scale: float | None = None) -> SparseBatch:
+        """:meth:`encode_ids` of ``texts`` (tokenised with the card's maximum length for ``kind``)."""
         if kind not in ("document", "query"):
             raise ValueError(f"kind must be 'document' or 'query', not {kind!r}")
         max_length = self.card.doc_max_length if kind == "document" else self.card.query_max_length
-        return self.encode_ids(self.tokenize(texts, max_length), kind, vocabulary=vocabulary)
+        return self.encode_ids(self.tokenize(texts, max_length), kind, vocabulary=vocabulary, exact=exact, scale=scale)
 
     # --- dict API -----------------------------------------------------------------------------------------
     def to_dicts(self, batch: SparseBatch) -> list[dict[str, float]]:
@@ -428,7 +478,7 @@ class SpladeEncoder:
         if empty:
             raise SpladeError(f"query #{empty[0] + 1} is empty; give every query some text.")
         scale = self.card.scale if scale is None else scale
-        batch = self.encode(list(texts), "query", vocabulary=vocabulary)
+        batch = self.encode(list(texts), "query", vocabulary=vocabulary, scale=scale)
         q = quantize(batch.weights, scale)
         vocab, out = self.vocab, []
         for i in range(len(batch)):

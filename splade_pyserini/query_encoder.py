@@ -21,14 +21,11 @@ The speed comes from running several groups of queries at once, one per core.
 from __future__ import annotations
 
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
-_THREADS_LOCK = threading.Lock()
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -155,30 +152,6 @@ def _b(*linears) -> np.ndarray:
     return np.concatenate([_np(m.bias) for m in linears])
 
 
-@contextmanager
-def one_thread():
-    """torch and the BLAS libraries (numpy's, and SciPy's that the compiled kernels call) on one thread each, for
-    the duration (restored after)."""
-    import torch
-
-    with _THREADS_LOCK:
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            import scipy.linalg.cython_blas  # noqa: F401  (the BLAS of the compiled kernels: loaded, so it is limited too)
-            from threadpoolctl import threadpool_limits
-
-            limiter = threadpool_limits(limits=1, user_api="blas")
-        except Exception:  # threadpoolctl missing or unable to see the BLAS: torch alone is limited
-            limiter = None
-        try:
-            yield
-        finally:
-            if limiter is not None:
-                limiter.restore_original_limits()
-            torch.set_num_threads(before)
-
-
 def default_workers() -> int:
     """One worker per core this process may use."""
     try:
@@ -188,21 +161,14 @@ def default_workers() -> int:
 
 
 def map_alone(fn: Callable[[T], R], items: Sequence[T], workers: int | None = None, parallel: bool = True) -> list[R]:
-    """``fn`` over every item, each on one thread (torch and BLAS); ``parallel``: several at once, one per core."""
-    import torch
-
+    """``fn`` over every item; ``parallel``: several at once, one per core. No thread setting (torch's, the
+    BLAS's) is changed: other threads may be computing, and the integer weights do not depend on it (see
+    :mod:`splade_pyserini.exact`)."""
     workers = default_workers() if workers is None else max(1, int(workers))
-    with one_thread():
-        if not parallel or workers == 1 or len(items) < 2:
-            return [fn(x) for x in items]
-
-        def alone(x):
-            if torch.get_num_threads() != 1:  # the intra-op thread count can be per thread (OpenMP)
-                torch.set_num_threads(1)
-            return fn(x)
-
-        with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-            return list(pool.map(alone, items))
+    if not parallel or workers == 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 def groups(lengths: Sequence[int], parts: int, most_tokens: int = 256) -> list[range]:

@@ -2,9 +2,11 @@
 
 One call computes a whole forward pass without Python's interpreter lock (``nogil``), so several queries run at
 once on several threads, and without a framework's per-operation overhead, which for a short query costs more than
-the arithmetic. Matrix products go to the BLAS (numba's ``np.dot``); the rest are plain loops. The arithmetic is
-float32 like the model's, with layer-norm statistics and softmax sums in float64; a query's result depends on
-its own tokens only.
+the arithmetic. Matrix products are compiled loops too (:func:`matmul`), not the BLAS: a multi-threaded BLAS
+called from several threads at once oversubscribes the cores (its threads spin while waiting), and limiting its
+threads would change a process-wide setting while other threads compute. The arithmetic is float32 like the
+model's, with layer-norm statistics and softmax sums in float64; a query's result depends on its own tokens only
+(and on the CPU's kernels, within the bound that :mod:`splade_pyserini.exact` absorbs).
 """
 
 from __future__ import annotations
@@ -17,6 +19,32 @@ from numba import njit
 ACTIVATIONS = {"gelu": 0, "relu": 1, "gelu_new": 2, "gelu_pytorch_tanh": 2}
 _SQRT_HALF = 0.7071067811865476
 _SQRT_2_OVER_PI = 0.7978845608028654
+
+
+@njit(nogil=True, cache=True)
+def matmul(a, b):
+    """``a @ b`` in float32 (``a`` ``[m, k]``, ``b`` ``[k, n]`` C-contiguous), four rows of ``a`` at a time: each
+    row of ``b`` is read once per four output rows, and the inner loop over ``n`` is vectorised."""
+    m, k = a.shape
+    n = b.shape[1]
+    out = np.zeros((m, n), dtype=np.float32)
+    i = 0
+    while i + 4 <= m:
+        for p in range(k):
+            x0, x1, x2, x3 = a[i, p], a[i + 1, p], a[i + 2, p], a[i + 3, p]
+            for j in range(n):
+                bj = b[p, j]
+                out[i, j] += x0 * bj
+                out[i + 1, j] += x1 * bj
+                out[i + 2, j] += x2 * bj
+                out[i + 3, j] += x3 * bj
+        i += 4
+    for r in range(i, m):
+        for p in range(k):
+            x = a[r, p]
+            for j in range(n):
+                out[r, j] += x * b[p, j]
+    return out
 
 
 @njit(nogil=True, cache=True)
@@ -54,7 +82,7 @@ def _activate(x, kind):
 
 @njit(nogil=True, cache=True)
 def _linear(x, weight_t, bias):
-    out = np.dot(x, weight_t)
+    out = matmul(x, weight_t)
     out += bias
     return out
 
@@ -70,7 +98,7 @@ def _attention(qkv, heads, out):
         q = np.ascontiguousarray(qkv[:, h * d:(h + 1) * d])
         k = np.ascontiguousarray(qkv[:, width + h * d:width + (h + 1) * d])
         v = np.ascontiguousarray(qkv[:, 2 * width + h * d:2 * width + (h + 1) * d])
-        scores = np.dot(q, k.T)
+        scores = matmul(q, np.ascontiguousarray(k.T))
         for i in range(n):
             top = -np.inf
             for j in range(n):
@@ -84,7 +112,7 @@ def _attention(qkv, heads, out):
                 total += e
             for j in range(n):
                 scores[i, j] = np.float32(scores[i, j] / total)
-        out[:, h * d:(h + 1) * d] = np.dot(scores, v)
+        out[:, h * d:(h + 1) * d] = matmul(scores, v)
 
 
 @njit(nogil=True, cache=True)
@@ -158,14 +186,14 @@ def screen_candidates(rows, longest, lengths, blocks, bias, thresholds):
 
     ``rows`` is ``[texts * longest, hidden]``, each text's positions one after the other (rows past its length are
     ignored); ``blocks`` is W^T cut into ``[blocks, hidden, width]`` column blocks (the last one padded) and
-    ``bias`` is padded likewise (with -inf). The products go to the BLAS (numba's ``np.dot``, through SciPy's).
+    ``bias`` is padded likewise (with -inf). The products are :func:`matmul`'s.
     """
     n_blocks, _, width = blocks.shape
     vocab = n_blocks * width
     keys = np.empty(lengths.shape[0] * vocab, dtype=np.int64)
     count = 0
     for b in range(n_blocks):
-        logits = np.dot(rows, blocks[b])
+        logits = matmul(rows, blocks[b])
         count = screen_block(logits, longest, lengths, bias[b * width:(b + 1) * width], thresholds, b * width,
                              vocab, keys, count)
     out = keys[:count].copy()

@@ -1,0 +1,213 @@
+"""Integer weights that are the float64 formula's, on any CPU, thread count or number of callers.
+
+A vector's integer weights are ``round(w × scale)`` (halves away from zero) of ``w = max over positions of
+log1p(relu(logit))``. Computed in float32, ``w`` carries a rounding error that depends on the machine (kernel
+choice, FMA, vector width, BLAS threads, batch padding); a weight whose ``w × scale`` lies within that error of a
+rounding boundary ``n + ½`` can round either way, so the integers would differ between machines. Here:
+
+* the fast float32 path computes every text; a text is *flagged* when any of its weights has
+  ``|frac(w × scale) − ½| < DELTA`` (:func:`rows_near_boundary`);
+* a flagged text is recomputed alone in float64 (:class:`Float64Forward`: a float64 copy of the model, unpadded)
+  at the vocabulary entries its float32 vector holds, and those float64 weights replace the float32 ones.
+
+Why that gives the float64 formula's integers, given ``|scale × (w32 − w64)| < DELTA`` for every entry:
+
+* an unflagged weight is at least DELTA from every boundary, so ``w64 × scale`` lies on the same side of it;
+* an entry the float32 vector does not hold (its float32 logit ≤ 0, or screened out as below ``−margin``) has
+  ``w32 = 0``, which is ½ from the nearest boundary, so ``w64 × scale < DELTA < ½`` rounds to 0 as well: only
+  the entries the float32 vector holds can have a non-zero float64 integer, and a flagged text recomputes them all;
+* a float64 weight is turned into the float32 that the vectors carry by :func:`float32_rounding_as`, which keeps
+  its rounding (a plain cast can move a value within 2⁻²⁴ relative of a boundary across it).
+
+The bound. ``splade-pyserini`` measured ``max |scale × (w32 − w64)|`` (``python -m splade_pyserini.exact``,
+scale 51.2, splade-tiny, every query of Vaswani and Cranfield plus 300 documents of each, in subprocesses under
+``ATEN_CPU_CAPABILITY=default|avx2``, ``OPENBLAS_CORETYPE=Haswell|Zen|Prescott`` and ``NUMBA_CPU_NAME=generic``, one
+and two BLAS threads): MEASURED below. A float32 forward's relative error grows with depth and width (about
+``√(layers × hidden) × 2⁻²⁴`` per logit for a trained model, a few 1e−6 of the logit for splade-tiny, up to
+~1e−5 for a 12-layer BERT-base SPLADE), so DELTA is set SAFETY times the largest measurement. The cost of a wide
+DELTA is only speed: about ``2 × DELTA`` of weights are flagged, and a text with any flagged weight is
+recomputed.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Sequence
+
+import numpy as np
+
+MEASURED = 0.0  # filled from the measurement (see the module docstring)
+SAFETY = 0
+DELTA = 5e-3
+
+
+def near_boundary(weights: np.ndarray, scale: float, delta: float = DELTA) -> np.ndarray:
+    """Which weights have ``w × scale`` within ``delta`` of a rounding boundary ``n + ½``."""
+    x = np.asarray(weights, dtype=np.float64) * scale
+    return np.abs(x - np.floor(x) - 0.5) < delta
+
+
+def rows_near_boundary(offsets: np.ndarray, weights: np.ndarray, scale: float, delta: float = DELTA) -> np.ndarray:
+    """Indices of the rows (CSR ``offsets``) holding a weight near a rounding boundary."""
+    near = near_boundary(weights, scale, delta)
+    if not near.any():
+        return np.zeros(0, np.int64)
+    return np.unique(np.searchsorted(offsets, np.flatnonzero(near), side="right") - 1)
+
+
+def float32_rounding_as(weights64: np.ndarray, scale: float) -> np.ndarray:
+    """float32 weights, each the nearest to its float64 weight that rounds (``round(w × scale)``) the same way."""
+    from .encoder import quantize
+
+    w64 = np.asarray(weights64, dtype=np.float64)
+    w32 = w64.astype(np.float32)
+    want = quantize(w64, scale)
+    for _ in range(64):  # each step moves the stray ones one float32 towards their float64 value
+        bad = quantize(w32, scale) != want
+        if not bad.any():
+            return w32
+        w32[bad] = np.nextafter(w32[bad], np.where(w32[bad] < w64[bad], np.inf, -np.inf).astype(np.float32))
+    raise AssertionError("float32_rounding_as did not converge")
+
+
+class Float64Forward:
+    """One text alone (unpadded) through a float64 copy of a masked LM: ``max over positions of the logits`` at
+    chosen vocabulary entries. The copy is made on first use (thread-safe) and only read afterwards, so calls
+    may run on several threads at once."""
+
+    def __init__(self, model):
+        self._source = model
+        self._lock = threading.Lock()
+        self._parts = None
+
+    def _model(self):
+        if self._parts is None:
+            with self._lock:
+                if self._parts is None:
+                    import torch
+
+                    from .encoder import mlm_head
+
+                    model = copy.deepcopy(self._source).to(dtype=torch.float64).eval()
+                    self._parts = (model, mlm_head(model))
+        return self._parts
+
+    def maxima(self, ids: Sequence[int], cols: np.ndarray) -> np.ndarray:
+        """float64 ``max over positions l of logit[l, v]`` for each vocabulary id ``v`` in ``cols``."""
+        import torch
+
+        model, head = self._model()
+        device = next(model.parameters()).device
+        cols = np.asarray(cols, dtype=np.int64)
+        with torch.inference_mode():
+            input_ids = torch.as_tensor([list(ids)], device=device)
+            index = torch.as_tensor(cols, device=device)
+            if head is None:  # unknown architecture: the model's own logits
+                top = model(input_ids=input_ids).logits[0][:, index].amax(dim=0)
+            else:
+                transform, weight, bias = head
+                h = transform(model.base_model(input_ids=input_ids).last_hidden_state[0])
+                top = torch.matmul(h, weight[index].t()).amax(dim=0) + bias[index]
+            return top.cpu().numpy().astype(np.float64)
+
+
+def rounding_error(encoder, texts: Sequence[str], kind: str, scale: float | None = None) -> float:
+    """``max |scale × (w32 − w64)|`` over every text and vocabulary entry: the float32 path's weights (before any
+    exact recomputation) against a full float64 forward of each text alone."""
+    scale = encoder.card.scale if scale is None else scale
+    max_length = encoder.card.doc_max_length if kind == "document" else encoder.card.query_max_length
+    ids = encoder.tokenize(list(texts), max_length)
+    batch = encoder.encode_ids(ids, kind, exact=False)
+    everything = np.arange(encoder.vocab_size)
+    worst = 0.0
+    for i, x in enumerate(ids):
+        top = encoder._float64.maxima(x, everything)
+        cols = np.flatnonzero(top > 0)
+        t, w = encoder._query_weights(x, cols, top[cols]) if kind == "query" else (cols, np.log1p(top[cols]))
+        w64 = np.zeros(encoder.vocab_size)
+        w64[t] = w
+        w32 = np.zeros(encoder.vocab_size)
+        terms, weights = batch.row(i)
+        w32[terms] = weights
+        worst = max(worst, float(np.abs(w32 - w64).max()) * scale)
+    return worst
+
+
+VARIANTS = {  # simulated machines: torch's CPU kernels, OpenBLAS's core type, numba's target CPU
+    "native": {},
+    "aten-default": {"ATEN_CPU_CAPABILITY": "default"},
+    "aten-avx2": {"ATEN_CPU_CAPABILITY": "avx2"},
+    "aten-avx512": {"ATEN_CPU_CAPABILITY": "avx512"},
+    "openblas-haswell": {"OPENBLAS_CORETYPE": "Haswell"},
+    "openblas-skylakex": {"OPENBLAS_CORETYPE": "SkylakeX"},
+    "openblas-zen": {"OPENBLAS_CORETYPE": "Zen"},
+    "openblas-prescott": {"OPENBLAS_CORETYPE": "Prescott"},
+    "generic-1-thread": {"ATEN_CPU_CAPABILITY": "default", "OPENBLAS_CORETYPE": "Prescott",
+                         "NUMBA_CPU_NAME": "generic", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+}
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux), to skip kernel variants it cannot run."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def runnable_variants() -> dict[str, dict[str, str]]:
+    """:data:`VARIANTS` that this CPU can run (AVX-512 kernels only with avx512f; SkylakeX is AVX-512 too)."""
+    flags = cpu_flags()
+    return {name: env for name, env in VARIANTS.items()
+            if "avx512f" in flags or not any("512" in v or v == "SkylakeX" for v in env.values())}
+
+
+def _main(argv=None) -> int:
+    """Measure the float32 path's rounding error: ``python -m splade_pyserini.exact COLLECTION... [--docs N]``
+    (BEIR folders); each kernel variant in its own subprocess, printing one line per variant and the maximum."""
+    import argparse
+    import json
+    import os
+    import subprocess
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m splade_pyserini.exact")
+    parser.add_argument("collections", nargs="+")
+    parser.add_argument("--encoder", default="splade-tiny")
+    parser.add_argument("--docs", type=int, default=300, help="documents per collection")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        import itertools
+
+        from .corpus import read_corpus
+        from .encoder import load_encoder
+        from .topics import read_topics
+
+        encoder = load_encoder(args.encoder, device="cpu")
+        out = {}
+        for c in args.collections:
+            queries = list(read_topics(os.path.join(c, "queries.jsonl"), judged_only=False).values())
+            docs = [d.text for d in itertools.islice(read_corpus(os.path.join(c, "corpus.jsonl")), args.docs)]
+            out[os.path.basename(c.rstrip("/"))] = {"queries": rounding_error(encoder, queries, "query"),
+                                                    "documents": rounding_error(encoder, docs, "document")}
+        print(json.dumps(out))
+        return 0
+    worst = 0.0
+    for name, env in runnable_variants().items():
+        cmd = [sys.executable, "-m", "splade_pyserini.exact", *args.collections, "--encoder", args.encoder,
+               "--docs", str(args.docs), "--child"]
+        done = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, check=True)
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        worst = max([worst] + [v for r in result.values() for v in r.values()])
+        print(name, json.dumps(result), flush=True)
+    print(f"max |scale * (w32 - w64)| = {worst:.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())
