@@ -5,7 +5,7 @@ use it (splade-pyserini, Pyserini, sentence-transformers), the training recipe w
 data, the loss log, measured metrics when an experiment measured them (:mod:`.experiment` rewrites the card with
 them), and the encoder card. Publishing the folder is then one upload::
 
-    huggingface_hub.upload_folder(repo_id="me/my-splade", folder_path="out/")
+    huggingface_hub.upload_folder(repo_id="me/my-splade", folder_path="out/", ignore_patterns=["checkpoints/*"])
 """
 
 from __future__ import annotations
