@@ -85,7 +85,7 @@ def bundled_runtime() -> str | None:
     if spec is None or not spec.submodule_search_locations:
         return None
     home = Path(list(spec.submodule_search_locations)[0]) / "java-runtime"
-    return str(home) if (home / "bin" / "java").exists() else None
+    return str(home) if any((home / "bin" / name).exists() for name in ("java", "java.exe")) else None
 
 
 def _candidates() -> list[str]:
