@@ -188,6 +188,13 @@ def private_cache_dir() -> Path:
                       f"run `chmod go-w {folder}` as its owner or set SPLADE_PYSERINI_CACHE to a folder of your own")
 
 
+def _source_root(root: Path | None) -> Path:
+    root = root or java_source_dir()
+    if root is None:
+        raise SpladeError("the Java extension's sources (java/src/main/java) are not installed with this package")
+    return root
+
+
 def build(force: bool = False, root: Path | None = None) -> Path:
     """The extension jar for the installed sources; raise :class:`SpladeError` when there is none and none can be built.
 
@@ -196,9 +203,7 @@ def build(force: bool = False, root: Path | None = None) -> Path:
     private temporary folder of the cache, which is then renamed to ``<cache>/<key>/``; a cached jar is used only
     when the manifest beside it records these sources and the jar's own sha256.
     """
-    root = root or java_source_dir()
-    if root is None:
-        raise SpladeError("the Java extension's sources (java/src/main/java) are not installed with this package")
+    root = _source_root(root)
     record = source_record(root)
     shipped = verified_jar(root / SHIPPED_DIR, record)
     if shipped is not None and not force:
@@ -230,9 +235,7 @@ def build(force: bool = False, root: Path | None = None) -> Path:
 
 def build_shipped(force: bool = False, root: Path | None = None) -> Path:
     """Rebuild the jar shipped with the package (``java/dist``) from the sources, unless it already matches them."""
-    root = root or java_source_dir()
-    if root is None:
-        raise SpladeError("the Java extension's sources (java/src/main/java) are not installed with this package")
+    root = _source_root(root)
     record = source_record(root)
     dist = root / SHIPPED_DIR
     jar = verified_jar(dist, record)
