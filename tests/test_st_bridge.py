@@ -19,6 +19,7 @@ pytest.importorskip("sentence_transformers", reason="sentence-transformers is a 
 from test_train_trainer import CRANFIELD, _config, data_files  # noqa: E402,F401  (the tiny training fixture)
 
 REPO = Path(__file__).resolve().parents[1]
+needs_cranfield = pytest.mark.skipif(not CRANFIELD.is_dir(), reason="shared/ (Cranfield) is absent")
 TOL = 1e-4  # float32: measured differences are ~4e-6 (different kernels, same maths)
 
 
@@ -200,6 +201,7 @@ def test_st_folder_as_encoder_for_encode_index_search_and_the_pyserini_plugin(st
         assert sorted(got.values(), reverse=True) == sorted(expected.tolist(), reverse=True)[:len(got)]  # the top
 
 
+@needs_cranfield
 @pytest.mark.parametrize("variant", ["full", "lexical", "doc"])
 def test_trained_checkpoint_loads_in_sparse_encoder_with_the_same_vectors(data_files, tmp_path, variant):
     from splade_pyserini.cards import resolve_card
@@ -222,6 +224,7 @@ def test_trained_checkpoint_loads_in_sparse_encoder_with_the_same_vectors(data_f
         assert resolve_card(str(out)).variant == "doc"
 
 
+@needs_cranfield
 def test_trained_checkpoint_model_card(data_files, tmp_path):
     from huggingface_hub import ModelCard
 
