@@ -217,14 +217,15 @@ def build(force: bool = False, root: Path | None = None) -> Path:
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))  # owner-only
     try:
         _build_into(work, root, record)
-        if final.exists() or final.is_symlink():  # stale, tampered with, or forced: replace it
-            stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=cache))
-            os.replace(final, stale / key)
-            shutil.rmtree(stale, ignore_errors=True)
-        try:
-            os.rename(work, final)
-        except OSError:  # another process renamed its build into place first
-            pass
+        if force or verified_jar(final, record) is None:  # else another process built it meanwhile: keep theirs
+            if final.exists() or final.is_symlink():  # stale, tampered with, or forced: move it out of the way
+                stale = Path(tempfile.mkdtemp(prefix=".stale-", dir=cache))
+                os.replace(final, stale / key)
+                shutil.rmtree(stale, ignore_errors=True)
+            try:
+                os.rename(work, final)
+            except OSError:  # another process renamed its build into place first
+                pass
     finally:
         shutil.rmtree(work, ignore_errors=True)
     jar = verified_jar(final, record)
