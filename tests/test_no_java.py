@@ -99,15 +99,26 @@ def test_planted_jar_in_the_cache_is_not_loaded(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
-def test_cache_folder_others_can_write_to_is_refused(tmp_path, monkeypatch):
+def test_cache_folder_others_can_write_to_is_refused(tmp_path, monkeypatch, capsys):
     cache = tmp_path / "cache"
     (cache / "java").mkdir(parents=True)
     (cache / "java").chmod(0o777)
     monkeypatch.setenv("SPLADE_PYSERINI_CACHE", str(cache))
+    root = _edited_copy(tmp_path)
     with pytest.raises(SpladeError, match=r"refusing the Java extension cache .*writable by others \(mode 777\)"
                                           r".*chmod go-w") as e:
-        javaext.build(root=_edited_copy(tmp_path))
+        javaext.build(root=root)
     assert "\n" not in str(e.value)
+    # What callers see: one warning line, then the stock path.
+    monkeypatch.setattr(javaext, "java_source_dir", lambda: root)
+    monkeypatch.setattr(javaext, "_warned", set())
+    javaext._cached_jar.cache_clear()
+    try:
+        assert javaext.extension_jar() is None
+    finally:
+        javaext._cached_jar.cache_clear()
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and "refusing the Java extension cache" in warning[0] and "stock Anserini path" in warning[0]
     assert list((cache / "java").iterdir()) == []  # nothing built there
     (cache / "java").chmod(0o700)
 
