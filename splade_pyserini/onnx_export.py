@@ -307,11 +307,33 @@ def read_config(folder: str | os.PathLike) -> dict:
     return json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
 
 
+def compare_weights(folder: str | os.PathLike, encoder, texts) -> tuple[int, list[tuple[int, str, int, int]]]:
+    """(number of integer weights, [(query index, token, ONNX weight, package weight)] that differ) of ``texts``
+    encoded by the exported folder (onnxruntime in Python) and by ``encoder`` (a :class:`SpladeEncoder`)."""
+    got = OnnxQueryEncoder(folder, encoder.tokenizer).quantized(texts)
+    want = encoder.quantized_queries(texts)
+    diff = [(i, t, g.get(t, 0), w.get(t, 0)) for i, (g, w) in enumerate(zip(got, want))
+            for t in sorted(set(g) | set(w)) if g.get(t) != w.get(t)]
+    return sum(map(len, want)), diff
+
+
 def _cmd_export_onnx(args) -> int:
     config = export_onnx(args.encoder, args.output, precision=args.precision)
     print(f"exported {config['encoder']} ({config['variant']}, {config['precision']}) to {args.output}; search in "
           f"Anserini with -encoder {ENCODER_NAME} and -D{PROPERTY}={os.path.abspath(args.output)} "
           f"(or {ENVIRONMENT}=…)")
+    if args.check:
+        from .encoder import load_encoder
+        from .topics import read_topics
+
+        encoder = load_encoder(args.encoder, device="cpu")
+        for source in args.check:
+            topics = read_topics(source)
+            qids, texts = list(topics), list(topics.values())
+            total, diff = compare_weights(args.output, encoder, texts)
+            shown = ", ".join(f"q{qids[i]} {t!r} {a} vs {b}" for i, t, a, b in diff[:5])
+            print(f"check {source}: {len(qids)} queries, {total} integer weights, {len(diff)} differ from "
+                  f"splade-pyserini's" + (f" ({shown})" if diff else ""))
     return 0
 
 
@@ -321,6 +343,8 @@ def add_commands(sub) -> None:
     p.add_argument("--output", required=True, help="folder for model.onnx, vocab.txt and splade_onnx.json")
     p.add_argument("--precision", default="float64", choices=["float64", "float32"],
                    help="float64 (default): the float64 formula, weights equal this package's; float32: faster")
+    p.add_argument("--check", nargs="+", default=None, metavar="TOPICS",
+                   help="then compare the ONNX integer query weights with this package's on these topics")
     p.set_defaults(func=_cmd_export_onnx)
 
 

@@ -79,6 +79,8 @@ def test_onnxruntime_weights_equal_the_packages(exported, tiny_encoder, queries,
         got = runner.quantized(texts)
         assert differing(got, package_weights[name]) == [], name
         assert sum(map(len, got)) > 10 * len(texts)
+    total, diff = onnx_export.compare_weights(exported, tiny_encoder, queries["vaswani"][1][:5])
+    assert diff == [] and total == sum(map(len, package_weights["vaswani"][:5]))
 
 
 def run_java_encoder(folder: Path, qids, texts, via: str = "env") -> list[dict[str, int]]:
