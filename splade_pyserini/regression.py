@@ -364,6 +364,8 @@ def resolve_corpus(config: Config, corpus_path: str | os.PathLike | None = None,
     extra = d.get("splade_pyserini") or {}
     if extra.get("encode"):
         how = f"create it with `{extra['encode']}`, then pass --corpus-path (or --corpus-root)"
+        if extra.get("vectors_url"):
+            how += f"; or fetch the pinned vectors from {extra['vectors_url']}"
     elif d.get("download_url"):
         checksum = f" (md5 {d['download_checksum']})" if d.get("download_checksum") else ""
         how = (f"download {d['download_url']}{checksum} and unpack it so that {rel} lies under --corpus-root, "
@@ -450,12 +452,14 @@ def extra_classpath(config_data: dict) -> list[str]:
 
 
 def _staged_corpus(corpus: Path, collection_class: str) -> tuple[Path, Path | None]:
-    """For JsonVectorCollection, a folder of links to the shards alone: Anserini would log a parse error for
-    ``encoding.json`` (it still indexes the same documents). Other collections read the folder as it is."""
-    if collection_class != STOCK_COLLECTION or not corpus.is_dir() or not (corpus / "encoding.json").exists():
+    """For JsonVectorCollection on a folder written before the record was renamed (``encoding.json``), a folder of
+    links to the shards alone: Anserini would log a parse error for that file. Other folders are read as they are."""
+    from .vectors import LEGACY_META_FILE
+
+    if collection_class != STOCK_COLLECTION or not corpus.is_dir() or not (corpus / LEGACY_META_FILE).exists():
         return corpus, None
     shards = sorted(p for p in corpus.iterdir() if p.is_file() and not p.name.startswith(".")
-                    and p.name != "encoding.json" and p.name.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")))
+                    and p.name != LEGACY_META_FILE and p.name.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")))
     staged = Path(tempfile.mkdtemp(prefix="splade-regression-corpus-"))
     for shard in shards:
         os.symlink(shard.resolve(), staged / shard.name)
@@ -554,18 +558,22 @@ def evaluate_metric(metric: dict, qrels: Path, run: Path) -> float:
 class Check:
     """One verified quantity: an index statistic or a metric of one model on one topic set."""
 
-    kind: str  # "stat" or "metric"
+    kind: str  # "vectors", "stat" or "metric"
     name: str
-    expected: float | int | None
-    actual: float | int | None
+    expected: float | int | str | None
+    actual: float | int | str | None
     ok: bool
     topics: str | None = None
     model: str | None = None
     precision: int | None = None
+    note: str = ""
 
     def describe(self) -> str:
+        if self.kind == "vectors":
+            return f"vectors: {self.note}"
         if self.kind == "stat":
-            return f"index stat {self.name!r}: expected {self.expected}, actual {self.actual}"
+            return f"index stat {self.name!r}: expected {self.expected}, actual {self.actual}" + (
+                f" ({self.note})" if self.note else "")
         p = self.precision or 4
         exp = "none" if self.expected is None else f"{self.expected:.{p}f}"
         act = "none" if self.actual is None else f"{self.actual:.{p}f}"
@@ -595,15 +603,39 @@ class Report:
     def ok(self) -> bool:
         return not self.failures and any(c.kind == "metric" and c.ok for c in self.checks)
 
+    @property
+    def vectors(self) -> str | None:
+        """``identical``, ``re-encoded`` or ``different`` when the vectors were checked against the config's pins."""
+        return next((str(c.actual) for c in self.checks if c.kind == "vectors" and c.expected is not None), None)
+
     def summary(self) -> str:
         compared = [c for c in self.checks if c.expected is not None]
         if self.ok:
-            return f"regression {self.config}: all {len(compared)} checks reproduced ({self.seconds:.0f}s, {self.runner})"
+            how = {"identical": " on the pinned vectors", "re-encoded": " on re-encoded vectors (differences "
+                   "explained above, metrics equal at the config's precision)"}.get(self.vectors or "", "")
+            return (f"regression {self.config}: all {len(compared)} checks reproduced{how} ({self.seconds:.0f}s, "
+                    f"{self.runner})")
         if not self.failures:
             return f"regression {self.config}: nothing was compared (no expected results)"
         lines = [f"regression {self.config} FAILED: {len(self.failures)} of {len(compared)} checks differ"]
         lines += [f"  {c.describe()}" for c in self.failures]
         return "\n".join(lines)
+
+
+def check_pinned_vectors(cfg: Config, corpus: Path, topics_dir=None):
+    """The corpus folder checked against the vectors the config pins (see :mod:`.vector_pins`), or None when the
+    config pins none (configs of other tools, or exported from an index alone)."""
+    from . import vector_pins
+
+    extra = cfg.data.get("splade_pyserini") or {}
+    if not extra.get("vectors_sha256"):
+        return None
+    if not Path(corpus).is_dir():
+        raise SpladeError(f"the corpus {corpus} of regression {cfg.name} is not a vectors folder.")
+    boundary = vector_pins.read_boundary(resolve_data_file(cfg, str(extra["vectors_boundary"]), "boundary list",
+                                                           topics_dir))
+    return vector_pins.check_vectors(corpus, str(extra["vectors_sha256"]), str(extra["vectors_masked_sha256"]),
+                                     boundary)
 
 
 def run_regression(config: str | os.PathLike | Config, corpus_path=None, corpus_root=None, topics_dir=None,
@@ -627,6 +659,18 @@ def run_regression(config: str | os.PathLike | Config, corpus_path=None, corpus_
     own_work = work_dir is None
     work = work_folder(work_dir, "regression work folder", prefix="splade-regression-", what="--work-dir")
     report = Report(config=cfg.name)
+    pinned = None if index else check_pinned_vectors(cfg, corpus, topics_dir)
+    if pinned is not None:
+        report.checks.append(Check("vectors", "vectors", "identical", pinned.state, pinned.state != "different",
+                                   note=pinned.message))
+        if pinned.state == "different":  # never index other vectors
+            if own_work and not keep:
+                shutil.rmtree(work, ignore_errors=True)
+            report.seconds = time.perf_counter() - start
+            return report
+    elif (d.get("splade_pyserini") or {}).get("vectors_sha256"):
+        report.checks.append(Check("vectors", "vectors", None, None, False,
+                                   note="not checked against the config's pins (an index was given)"))
     try:
         if index:
             index_dir = Path(index)
@@ -640,8 +684,13 @@ def run_regression(config: str | os.PathLike | Config, corpus_path=None, corpus_
         stats = index_stats(index_dir)
         for key, expected in (d.get("index_stats") or {}).items():
             actual = stats.get(str(key))
+            note = ""
+            if pinned is not None and pinned.state == "re-encoded" and str(key) == "total terms":
+                # each weight is a term frequency: the boundary weights that moved move the total by their sum
+                note = f"pinned {int(expected)}, {pinned.terms_delta:+d} from the re-encoded boundary weights"
+                expected = int(expected) + pinned.terms_delta
             report.checks.append(Check("stat", str(key), int(expected), actual,
-                                       actual is not None and int(actual) == int(expected)))
+                                       actual is not None and int(actual) == int(expected), note=note))
         runs_dir = work / "runs"
         runs_dir.mkdir(exist_ok=True)
         for model in d["models"]:
@@ -858,7 +907,7 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
                       index_threads: int = 2, store_docvectors: bool = True, fast: bool = False,
                       corpus_path: str | None = None, topics_name: str | None = None,
                       download_url: str | None = None, download_checksum: str | None = None,
-                      shard_size: int = 100_000, onnx: bool = False, log=None) -> Path:
+                      shard_size: int = 100_000, vectors_url: str | None = None, onnx: bool = False, log=None) -> Path:
     """Run ``encoder`` on a BEIR ``collection`` and write ``<output>/<name>.yaml`` with its topics and qrels.
 
     ``onnx``: the topics are the raw query texts, encoded in Anserini by ``-encoder SpladePyserini`` from the
@@ -866,6 +915,8 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
 
     ``encoder``: a :class:`SpladeEncoder` or a card name / model folder. ``vectors``: reuse an encoded corpus
     (``splade-pyserini encode`` output); ``index``: reuse an index of it (its statistics go into the config).
+    The config pins the vectors (:mod:`.vector_pins`: checksums and the list of rounding-boundary weights, a side
+    file beside the topics); ``vectors_url``: where the pinned vectors can be fetched (a URL or a path).
     Expected results come from the same commands ``run`` executes, so ``run`` reproduces them exactly.
     """
     from . import __version__
@@ -897,6 +948,7 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
     output = Path(output)
     topics_file = f"topics.{collection_name}.{card.name}.tsv.gz"
     qrels_file = f"qrels.{collection_name}.txt"
+    boundary_file = f"vectors.{name}.boundary.tsv.gz"
 
     queries = read_topics(collection)
     qrels = read_qrels(collection)
@@ -981,6 +1033,22 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
             build_index(data, Path(vectors), index_dir)
         stats = index_stats(index_dir)
         data["index_stats"] = {k: stats[k] for k in STATS_KEYS if k in stats}
+        pins = None
+        if vectors is not None:
+            from . import vector_pins
+            from .exact import DELTA
+
+            log(f"export {name}: pinning the vectors (checksums, and the weights near a rounding boundary)")
+            boundary = vector_pins.boundary_entries(encoder, collection, vectors)
+            found = vector_pins.digest(vectors, boundary)
+            vector_pins.write_boundary(staging / TOPICS_DIR / boundary_file, boundary)
+            pins = {"vectors_sha256": found.sha256, "vectors_masked_sha256": found.masked_sha256,
+                    "vectors_boundary": boundary_file, "vectors_boundary_window": vector_pins.WINDOW_FACTOR * DELTA,
+                    "vectors_boundary_weights": len(boundary)}
+            if vectors_url:
+                pins["vectors_url"] = vectors_url
+        else:
+            log(f"export {name}: no --vectors given, so the config pins no vectors")
 
         run = work / "runs" / run_file_name(data, data["models"][0], data["topics"][0])
         run.parent.mkdir(parents=True, exist_ok=True)
@@ -1008,6 +1076,9 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         }
         if meta and meta.get("documents") is not None:
             data["splade_pyserini"]["documents"] = int(meta["documents"])
+        if meta and meta.get("exact"):
+            data["splade_pyserini"]["encode"] += " --exact"
+        data["splade_pyserini"].update(pins or {})
         if onnx:
             data["splade_pyserini"]["queries"] = (f"raw text, encoded in Anserini by -encoder {onnx_export.ENCODER_NAME} "
                                                   f"(SPLADE_PYSERINI_ONNX or -D{onnx_export.PROPERTY}: onnx_model)")
@@ -1016,7 +1087,7 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         # Everything is computed: move the data files, then the config, into place.
         output.mkdir(parents=True, exist_ok=True)
         (output / TOPICS_DIR).mkdir(exist_ok=True)
-        for fname in (topics_file, qrels_file):
+        for fname in (topics_file, qrels_file, *([boundary_file] if pins else [])):
             _readable(staging / TOPICS_DIR / fname)
             os.replace(staging / TOPICS_DIR / fname, output / TOPICS_DIR / fname)
         if onnx:
@@ -1075,7 +1146,8 @@ def _cmd_export(args) -> int:
                              precision=args.precision, hits=args.hits, index_threads=args.index_threads,
                              store_docvectors=not args.no_docvectors, fast=args.fast, corpus_path=args.corpus_path,
                              topics_name=args.topics_name, download_url=args.download_url,
-                             download_checksum=args.download_checksum, shard_size=args.shard_size, onnx=args.onnx)
+                             download_checksum=args.download_checksum, vectors_url=args.vectors_url,
+                             shard_size=args.shard_size, onnx=args.onnx)
     print(path)
     return 0
 
@@ -1122,6 +1194,7 @@ def add_commands(subparsers) -> None:
     e.add_argument("--download-url", default=None)
     e.add_argument("--download-checksum", default=None)
     e.add_argument("--shard-size", type=int, default=100_000, help="shard size when the corpus is encoded here")
+    e.add_argument("--vectors-url", default=None, help="where the pinned vectors can be fetched (URL or path)")
     e.add_argument("--device", default="auto")
     e.set_defaults(func=_cmd_export)
 

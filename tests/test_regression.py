@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from splade_pyserini import regression
+from splade_pyserini import regression, vector_pins
 from splade_pyserini.errors import SpladeError
 from splade_pyserini.runs import read_qrels, read_run
 
@@ -105,6 +105,10 @@ def test_run_reproduces_the_committed_config(name, request, tmp_path):
     assert result["ok"] and all(c["ok"] for c in result["checks"])
     assert {c["name"] for c in result["checks"] if c["kind"] == "stat"} == {"documents", "documents (non-empty)",
                                                                              "total terms"}
+    # the session's vectors are the pinned ones (this machine) or re-encoded ones whose differences are explained
+    (vectors,) = [c for c in result["checks"] if c["kind"] == "vectors"]
+    assert vectors["actual"] in ("identical", "re-encoded"), vectors
+    assert ("on the pinned vectors" if vectors["actual"] == "identical" else "on re-encoded vectors") in proc.stdout
     assert len([c for c in result["checks"] if c["kind"] == "metric"]) == 4
     # SearchCollection on the pre-encoded topics returns what `splade-pyserini search` returned
     (run_path,) = result["runs"].values()
@@ -135,11 +139,13 @@ def test_changed_expected_values_fail_with_a_readable_diff(cranfield_pipeline, t
 
 
 # --- stock Anserini accepts the exported config -------------------------------------------------------------------
-def test_anserinis_own_runner_reproduces_the_committed_config(cranfield_pipeline, tmp_path):
+def test_anserinis_own_runner_reproduces_an_exported_config(exported_cranfield, cranfield_pipeline, tmp_path):
     """ReproduceFromDocumentCollection reads the YAML (Jackson), builds the IndexCollection / IndexReaderUtils /
-    SearchCollection / trec_eval commands from its fields, and verifies stats and metrics."""
+    SearchCollection / trec_eval commands from its fields, and verifies stats and metrics. The config is the one
+    exported from this session's vectors (pinned to them), so Anserini's exact statistics hold on any CPU; the
+    encode output folder goes to stock IndexCollection as it is (its record file is not read as documents)."""
     work = tmp_path / "anserini"
-    proc = cli("run", CONFIGS["cranfield"], "--runner", "anserini", "--corpus-path", cranfield_pipeline["vectors"],
+    proc = cli("run", exported_cranfield, "--runner", "anserini", "--corpus-path", cranfield_pipeline["vectors"],
                "--work-dir", work, "--json", tmp_path / "report.json", "--verbose")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     log = proc.stderr
@@ -168,17 +174,38 @@ def test_anserinis_splade_configs_load_and_need_their_corpus(tmp_path):
 
 
 # --- export --------------------------------------------------------------------------------------------------------
-def test_export_writes_the_committed_config_again(cranfield_pipeline, cranfield, tmp_path):
+PINS = ("vectors_sha256", "vectors_masked_sha256", "vectors_boundary_weights")
+
+
+@pytest.fixture(scope="module")
+def exported_cranfield(cranfield_pipeline, cranfield, tmp_path_factory):
+    """`regression export` of the session's Cranfield vectors and index: a config pinning exactly these vectors."""
+    out = tmp_path_factory.mktemp("exported")
     proc = subprocess.run([sys.executable, "-m", "splade_pyserini", "regression", "export", "--encoder", "splade-tiny",
                            "--collection", str(cranfield), "--vectors", str(cranfield_pipeline["vectors"]),
-                           "--index", str(cranfield_pipeline["index"]), "--output", str(tmp_path), "--device", "cpu",
+                           "--index", str(cranfield_pipeline["index"]), "--output", str(out), "--device", "cpu",
                            "--topics-name", "Cranfield (225 queries)"],
                           capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    written = tmp_path / CONFIGS["cranfield"].name
-    assert written.read_text() == CONFIGS["cranfield"].read_text()
+    return out / CONFIGS["cranfield"].name
+
+
+def test_export_writes_the_committed_config_again(exported_cranfield):
+    """Everything but the pins equals the committed config (the pins are this machine's vectors)."""
+    def unpinned(text):
+        d = yaml.safe_load(text)
+        for key in PINS:
+            d["splade_pyserini"].pop(key)
+        return d
+
+    written = exported_cranfield
+    assert unpinned(written.read_text()) == unpinned(CONFIGS["cranfield"].read_text())
     for f in (REGRESSIONS / regression.TOPICS_DIR).glob("*cranfield*"):
-        assert (tmp_path / regression.TOPICS_DIR / f.name).read_bytes() == f.read_bytes(), f.name
+        if "boundary" not in f.name:
+            assert (written.parent / regression.TOPICS_DIR / f.name).read_bytes() == f.read_bytes(), f.name
+    extra = yaml.safe_load(written.read_text())["splade_pyserini"]
+    boundary = vector_pins.read_boundary(written.parent / regression.TOPICS_DIR / extra["vectors_boundary"])
+    assert len(boundary) == extra["vectors_boundary_weights"] > 0
 
 
 def test_export_fast_without_the_extension_is_a_clear_error(tiny_encoder, cranfield, tmp_path, monkeypatch):
@@ -202,7 +229,7 @@ def test_fast_config_names_the_extension_and_reproduces(cranfield_pipeline, tmp_
     config.write_text(text)
     proc = cli("run", config, "--corpus-path", cranfield_pipeline["vectors"])
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert proc.stdout.count("[OK  ]") == 7
+    assert proc.stdout.count("[OK  ]") == 8  # the vectors, 3 index statistics, 4 metrics
 
 
 # --- pieces --------------------------------------------------------------------------------------------------------
@@ -234,3 +261,120 @@ def test_topic_lines_repeat_tokens_and_round_trip(tmp_path):
 def test_format_config_reads_back_as_the_same_data():
     d = load("vaswani")
     assert yaml.safe_load(regression.format_config(d)) == d
+
+
+# --- pinned vectors: exact, re-encoded (explained), or different (fails) ------------------------------------------
+def edited_copy(vectors: Path, folder: Path, edit) -> Path:
+    """A copy of a vectors folder whose documents pass through ``edit(doc) -> doc or None`` (None drops it)."""
+    shutil.copytree(vectors, folder)
+    for shard in vector_pins_shards(folder):
+        lines = []
+        for line in shard.read_text().splitlines():
+            doc = edit(json.loads(line))
+            if doc is not None:
+                lines.append(json.dumps(doc))
+        shard.write_text("".join(ln + "\n" for ln in lines))
+    return folder
+
+
+def vector_pins_shards(folder: Path) -> list[Path]:
+    from splade_pyserini.vectors import shard_files
+
+    return shard_files(folder)
+
+
+def pins_of(config: Path) -> tuple[dict, dict]:
+    extra = yaml.safe_load(config.read_text())["splade_pyserini"]
+    return extra, vector_pins.read_boundary(config.parent / regression.TOPICS_DIR / extra["vectors_boundary"])
+
+
+def quiet_run(config: Path, vectors: Path, tmp_path: Path):
+    return regression.run_regression(config, corpus_path=vectors, work_dir=tmp_path / "work", log=lambda m: None)
+
+
+def test_pinned_vectors_reproduce_exactly(exported_cranfield, cranfield_pipeline, tmp_path):
+    report = quiet_run(exported_cranfield, cranfield_pipeline["vectors"], tmp_path)
+    assert report.ok and report.vectors == "identical", report.summary()
+    assert "on the pinned vectors" in report.summary()
+    assert all(c.ok for c in report.checks) and len(report.checks) == 8
+
+
+def test_one_boundary_weight_a_step_away_is_explained_and_passes(exported_cranfield, cranfield_pipeline, tmp_path):
+    """What another CPU's float32 kernels do: a weight at a rounding boundary comes out one step away."""
+    _, boundary = pins_of(exported_cranfield)
+    (docid, term), pinned = next((k, w) for k, w in sorted(boundary.items()) if w >= 2)
+
+    def edit(doc):
+        if doc["id"] == docid:
+            doc["vector"][term] = pinned + 1
+        return doc
+
+    vectors = edited_copy(cranfield_pipeline["vectors"], tmp_path / "v", edit)
+    report = quiet_run(exported_cranfield, vectors, tmp_path)
+    assert report.ok and report.vectors == "re-encoded", report.summary()
+    (check,) = [c for c in report.checks if c.kind == "vectors"]
+    assert f"1 of {len(boundary)} rounding-boundary weights differ by one step" in check.note
+    assert f"{docid}/{term} {pinned}→{pinned + 1}" in check.note
+    (terms,) = [c for c in report.checks if c.name == "total terms"]
+    assert terms.ok and "+1 from the re-encoded boundary weights" in terms.note
+    assert "on re-encoded vectors" in report.summary()
+
+
+@pytest.mark.parametrize("change", ["weight+5", "boundary+2", "dropped document"])
+def test_vectors_with_a_real_change_fail_naming_it(change, exported_cranfield, cranfield_pipeline, tmp_path):
+    _, boundary = pins_of(exported_cranfield)
+    first = {}
+
+    def edit(doc):
+        if not first:
+            first["id"] = doc["id"]
+            if change == "dropped document":
+                return None
+            if change == "weight+5":
+                term = next(t for t in sorted(doc["vector"]) if (doc["id"], t) not in boundary)
+            else:
+                term = next((t for (d, t) in boundary if d == doc["id"]), None) or next(iter(doc["vector"]))
+                if (doc["id"], term) not in boundary:
+                    pytest.skip("the first document has no boundary weight")
+            doc["vector"][term] = int(doc["vector"].get(term, 0)) + (5 if change == "weight+5" else 2)
+        return doc
+
+    vectors = edited_copy(cranfield_pipeline["vectors"], tmp_path / "v", edit)
+    report = quiet_run(exported_cranfield, vectors, tmp_path)
+    assert not report.ok and report.vectors == "different"
+    assert "not the config's vectors" in report.summary() or "not float noise" in report.summary()
+    assert "vectors:" in report.summary()
+    proc = cli("run", exported_cranfield, "--corpus-path", vectors)
+    assert proc.returncode == 1 and "FAILED" in proc.stderr
+
+
+@pytest.mark.parametrize("capability", ["default"])
+def test_vectors_encoded_under_another_cpu_kernel_pass_with_an_explanation(capability, exported_cranfield, cranfield,
+                                                                           tmp_path):
+    """Cranfield encoded again in a subprocess whose torch uses other CPU kernels (as on another machine), without
+    --exact: `regression run` passes, saying whether the vectors are the pinned ones or which boundary weights moved."""
+    vectors = tmp_path / "vectors"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+    proc = subprocess.run([sys.executable, "-m", "splade_pyserini", "encode", "--encoder", "splade-tiny", "--corpus",
+                           str(cranfield), "--output", str(vectors), "--shard-size", "5000", "--device", "cpu"],
+                          capture_output=True, text=True, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = quiet_run(exported_cranfield, vectors, tmp_path)
+    assert report.ok, report.summary()
+    assert report.vectors in ("identical", "re-encoded")
+    (check,) = [c for c in report.checks if c.kind == "vectors"]
+    print(f"ATEN_CPU_CAPABILITY={capability}: {check.note}")
+
+
+def test_stock_index_collection_reads_an_encode_output_cleanly(cranfield_pipeline, tmp_path):
+    """Anserini's own IndexCollection on the folder `encode` wrote (record file included): no exception logged."""
+    from splade_pyserini.anserini import java_command
+
+    index = tmp_path / "index"
+    args = ["-collection", "JsonVectorCollection", "-input", str(cranfield_pipeline["vectors"]), "-generator",
+            "DefaultLuceneDocumentGenerator", "-index", str(index), "-threads", "2", "-impact", "-pretokenized"]
+    proc = subprocess.run(java_command("io.anserini.index.IndexCollection", args), capture_output=True, text=True)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "Exception" not in log and "ERROR" not in log, log[-3000:]
+    assert regression.index_stats(index)["documents"] == 1400
