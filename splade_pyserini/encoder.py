@@ -177,6 +177,7 @@ class SpladeEncoder:
         self._screen = None
         self._restricted: dict[bytes, object] = {}  # screens of the vocabularies queries were restricted to
         self._restricted_lock = threading.Lock()
+        self._tokenize_lock = threading.Lock()
         if self.device == "cpu" and self.dtype == torch.float32 and mlm_head(self.model) is not None:
             # On CPUs, the vocabulary projection (≈ 90% of a small SPLADE's work) runs faster through numpy's
             # BLAS (OpenBLAS) than through torch's (MKL picks slow kernels on AMD): same float32 maths.
@@ -216,8 +217,11 @@ class SpladeEncoder:
 
     # --- tokenisation -------------------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], max_length: int) -> list[list[int]]:
-        enc = self.tokenizer(list(texts), truncation=True, max_length=max_length, add_special_tokens=True,
-                             return_attention_mask=False, return_token_type_ids=False)
+        # one call at a time: a fast tokenizer sets its truncation on the shared Rust object for each call, and
+        # concurrent calls fail ("Already borrowed") or could truncate at another call's length
+        with self._tokenize_lock:
+            enc = self.tokenizer(list(texts), truncation=True, max_length=max_length, add_special_tokens=True,
+                                 return_attention_mask=False, return_token_type_ids=False)
         return enc["input_ids"]
 
     def batches(self, ids: list[list[int]]) -> Iterator[np.ndarray]:

@@ -1,21 +1,25 @@
 """Query encoding: each query's weights computed alone, queries spread over the cores.
 
-A query's integer weights must not depend on which other queries were encoded with it, nor on how many threads
-the machine has: padding a query into a batch, or splitting a matrix product over threads, changes the
-floating-point summation order, and a weight near a rounding boundary (``w × scale`` close to ``n + ½``) then
-flips. So:
+A query's integer weights must not depend on which other queries were encoded with it, on the thread count or on
+the CPU: padding a query into a batch, or splitting a matrix product differently, changes the floating-point
+summation order, and a weight near a rounding boundary (``w × scale`` close to ``n + ½``) then flips. So:
 
-* each query's hidden states come from its own forward pass, unpadded, on one thread. For BERT- and
-  DistilBERT-family models on the CPU that pass is one compiled call (:class:`OneTextForward`,
-  :mod:`splade_pyserini.query_kernels`): it computes what the model's own forward computes, without a framework's
-  per-operation machinery, which costs more than the maths for a short query, and without the interpreter lock;
+* each query's hidden states come from its own forward pass, unpadded. For BERT- and DistilBERT-family models on
+  the CPU that pass is one compiled call (:class:`OneTextForward`, :mod:`splade_pyserini.query_kernels`): it
+  computes what the model's own forward computes, without a framework's per-operation machinery, which costs more
+  than the maths for a short query, without the BLAS and without the interpreter lock;
 * the vocabulary projection, ``max over positions of h·W^T + b`` (nearly all of the work), is done in two steps by
   :class:`ScreenedProjection`: a float32 matrix product over many queries at once (fast, in any summation order)
   only finds the few vocabulary entries that may be positive, with a margin wider than its rounding error; then
-  those entries alone are computed per query in float64 (exact products, added in one fixed order) and rounded.
-  The weights are thus the formula's to float64 precision whatever the batch, the threads or the BLAS.
+  those entries alone are computed per query in float64 (exact products, added in one fixed order), so the batch
+  does not matter;
+* the hidden states are float32, so their rounding still depends on the CPU's kernels: a query with a weight
+  within :data:`splade_pyserini.exact.DELTA` of a rounding boundary is recomputed in float64
+  (:mod:`splade_pyserini.exact`, where the bound is measured and argued). The integer weights are therefore the
+  float64 formula's, whatever the batch, the threads, the concurrent callers or the CPU.
 
-The speed comes from running several groups of queries at once, one per core.
+The speed comes from running several groups of queries at once, one per core. No process-wide setting (torch's or
+the BLAS's thread count) is touched: other threads may be computing.
 """
 
 from __future__ import annotations
@@ -191,7 +195,7 @@ class ScreenedProjection:
     """``top_v = max over positions l of (h_l·w_v + b_v)`` for the entries where it is positive, per text.
 
     The vocabulary projection of a SPLADE model is ``[positions, hidden] × [hidden, vocab]``, and after the ReLU
-    only a few dozen of the ~30,000 maxima survive. :meth:`candidates` runs one float32 BLAS product over many
+    only a few dozen of the ~30,000 maxima survive. :meth:`candidates` runs one float32 matrix product over many
     texts' positions at once (fast: the weight matrix is streamed once for all of them) and keeps each text's
     entries whose computed logit exceeds ``-margin``; the margin bounds the product's rounding error
     (``|fl(h·w) - h·w| <= γ_K ||h|| ||w||`` for any summation order), so no positive entry is missed.

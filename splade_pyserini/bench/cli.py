@@ -12,7 +12,7 @@ def _encode(args) -> int:
     result = bench_encode(args.encoder, args.corpus, limit=args.limit, device=args.device, peers=peers,
                           peer_limit=args.peer_limit, random_base=args.random_bert_base, synthetic=args.synthetic,
                           compile=args.compile, fmt=args.format, batch_size=args.batch_size,
-                          tokenizer=args.tokenizer)
+                          tokenizer=args.tokenizer, exact=args.exact)
     print(format_result(result))
     if args.json:
         with open(args.json, "w") as f:
@@ -64,6 +64,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--peer-limit", type=int, default=None, help="documents for the (slow) peers; default all")
     p.add_argument("--batch-size", type=int, default=32, help="the peers' batch size")
     p.add_argument("--json", default=None, help="also write the numbers to this file")
+    p.add_argument("--exact", action="store_true", help="also time `encode --exact` (float64-formula integers)")
     p.set_defaults(func=_encode)
 
     p = sub.add_parser("index", help="indexing throughput: the Java extension vs stock JsonVectorCollection")

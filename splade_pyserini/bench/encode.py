@@ -3,7 +3,8 @@
 Same texts, same model, one run: each path is timed after a warm-up; this package is timed end to end (texts in,
 vector shards written), the peers for encoding alone (which favours them). The vectors are compared (integer weights
 against Pyserini's, top-20 terms against the fp32 path) and a table of docs/s, tokens/s, TFLOP/s and ratios is
-printed, ending with ``ratio_vs_pyserini=<x>``.
+printed, ending with ``ratio_vs_pyserini=<x>``. ``exact=True`` adds a row for ``encode --exact`` (integer weights
+equal to the float64 formula's on any CPU, see :mod:`splade_pyserini.exact`) and its cost against the default.
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def _time(fn, *args):
 def bench_encode(encoder: str, corpus: str | None, limit: int = 600, device: str = "auto", peers=("pyserini", "st"),
                  peer_limit: int | None = None, random_base: bool = False, synthetic: int | None = None,
                  compile: bool = False, fmt: str = "jsonl", batch_size: int = 32, workdir: str | None = None,
-                 tokenizer: str | None = None) -> dict:
+                 tokenizer: str | None = None, exact: bool = False) -> dict:
     import torch
 
     from ..encoder import load_encoder, quantize
@@ -161,6 +162,14 @@ def bench_encode(encoder: str, corpus: str | None, limit: int = 600, device: str
     fast = ours.encode(texts, "document")
 
     checks = {}
+    if exact:
+        ours.encode(texts[: min(len(texts), 64)], "document", exact=True)  # warm-up: the float64 copy of the model
+        seconds, _ = _time(encode_corpus, ours, str(corpus_file), tmp / "vectors-exact", 10**9, None, True, False,
+                           None, fmt, True)
+        row(f"splade-pyserini --exact ({ours.precision}, {ours.device})", seconds, len(docs), n_tokens,
+            f"end to end to {fmt} shards; float64 recomputation near a rounding boundary")
+        checks["exact_docs_per_s_over_default"] = rows[-1]["docs_per_s"] / rows[0]["docs_per_s"]
+        checks.update(_exact_changes(ours, fast, ours.encode(texts, "document", exact=True)))
     peer_n = min(len(texts), peer_limit or len(texts))
     peer_tokens = sum(len(x) for x in ours.tokenize(texts[:peer_n], card.doc_max_length))
     if ours.precision != "fp32":
@@ -227,6 +236,19 @@ def bench_encode(encoder: str, corpus: str | None, limit: int = 600, device: str
     if not workdir:
         shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+def _exact_changes(ours, fast, exact) -> dict:
+    """How many documents and integer weights ``--exact`` changed (each by one step at a rounding boundary)."""
+    from ..encoder import quantize
+
+    docs = weights = 0
+    for i in range(len(fast)):
+        a = dict(zip(fast.row(i)[0].tolist(), quantize(fast.row(i)[1], ours.card.scale).tolist()))
+        b = dict(zip(exact.row(i)[0].tolist(), quantize(exact.row(i)[1], ours.card.scale).tolist()))
+        changed = sum(a.get(t, 0) != b.get(t, 0) for t in a.keys() | b.keys())
+        docs, weights = docs + (changed > 0), weights + changed
+    return {"exact_changed_documents": docs, "exact_changed_int_weights": weights}
 
 
 def top_k_agreement(a, b, n: int, k: int = 20) -> float:

@@ -1,0 +1,203 @@
+"""Integer weights equal to the float64 formula's on any CPU kernel, thread count and number of concurrent callers.
+
+The reference is an independent float64 BertForMaskedLM (tests/test_encoder.py's ``reference_model``): each text
+alone, ``round(max over positions of log1p(relu(logits)) × scale)``, halves away from zero. Other machines are
+simulated by subprocesses with other kernels: torch's ``ATEN_CPU_CAPABILITY``, OpenBLAS's ``OPENBLAS_CORETYPE``
+and numba's ``NUMBA_CPU_NAME`` (splade_pyserini.exact.VARIANTS; AVX-512 ones only on a CPU that has it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from test_encoder import reference_model
+
+HERE = Path(__file__).resolve().parent
+DOCS = 300  # Cranfield documents encoded with exact=True under two kernel variants
+
+
+def _queries(collection) -> list[str]:
+    return [json.loads(line)["text"] for line in open(collection / "queries.jsonl")]
+
+
+def _documents(collection, n=DOCS) -> list[str]:
+    from splade_pyserini.corpus import read_corpus
+
+    return [d.text for _, d in zip(range(n), read_corpus(collection))]
+
+
+def _as_lists(vectors: list[dict]) -> list[list]:
+    return [sorted(v.items()) for v in vectors]
+
+
+def _reference(model, tokenizer, texts, max_length, scale) -> list[dict[str, int]]:
+    """float64 integer weights of each text alone."""
+    from splade_pyserini.encoder import quantize
+
+    vocab = {i: t for t, i in tokenizer.get_vocab().items()}
+    out = []
+    with torch.no_grad():
+        for text in texts:
+            ids = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")["input_ids"]
+            w = torch.log1p(torch.relu(model(input_ids=ids).logits[0])).amax(dim=0).numpy()
+            q = quantize(w, scale)
+            out.append({vocab[int(j)]: int(q[j]) for j in np.flatnonzero(q)})
+    return out
+
+
+@pytest.fixture(scope="module")
+def collections(cranfield, vaswani):
+    return {"cranfield": cranfield, "vaswani": vaswani}
+
+
+@pytest.fixture(scope="module")
+def float64_model(tiny_model):
+    return reference_model(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def reference(float64_model, tiny_encoder, collections):
+    card = tiny_encoder.card
+    return {name: _reference(float64_model, tiny_encoder.tokenizer, _queries(c), card.query_max_length, card.scale)
+            for name, c in collections.items()}
+
+
+@pytest.fixture(scope="module")
+def doc_reference(float64_model, tiny_encoder, cranfield):
+    card = tiny_encoder.card
+    return _reference(float64_model, tiny_encoder.tokenizer, _documents(cranfield), card.doc_max_length, card.scale)
+
+
+def _concurrently(fn, callers: int) -> list:
+    """``fn()`` in ``callers`` threads started together; every result."""
+    results, errors = [None] * callers, []
+    barrier = threading.Barrier(callers)
+
+    def run(i):
+        try:
+            barrier.wait()
+            results[i] = fn()
+        except BaseException as e:  # noqa: BLE001 (re-raised below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(callers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+@pytest.mark.parametrize("callers", [1, 2, 4])
+def test_query_weights_are_the_float64_formulas_under_concurrent_callers(callers, tiny_encoder, collections,
+                                                                          reference):
+    for name, collection in collections.items():
+        texts = _queries(collection)
+        for got in _concurrently(lambda: tiny_encoder.quantized_queries(texts), callers):
+            assert _as_lists(got) == _as_lists(reference[name]), name
+
+
+@pytest.mark.parametrize("callers", [1, 2, 4])
+def test_searcher_encodes_and_searches_the_same_under_concurrent_callers(callers, tiny_encoder, cranfield_pipeline,
+                                                                         reference):
+    from splade_pyserini.search import SpladeSearcher
+
+    texts = _queries(cranfield_pipeline["collection"])
+    qids = [str(i) for i in range(len(texts))]
+    with SpladeSearcher(cranfield_pipeline["index"], tiny_encoder) as searcher:
+        held = set(searcher._batch.terms()) if searcher._batch is not None else None
+        expected = [{t: w for t, w in r.items() if held is None or t in held} for r in reference["cranfield"]]
+        serial = searcher.batch_search(texts, qids, k=100, threads=2)
+        for got in _concurrently(lambda: searcher.encode_for_search(texts), callers):
+            assert _as_lists(got) == _as_lists(expected)
+        for got in _concurrently(lambda: searcher.batch_search(texts, qids, k=100, threads=2), callers):
+            assert got == serial
+
+
+def test_weights_near_a_rounding_boundary_are_recomputed_in_float64(tiny_encoder, vaswani):
+    """The mechanism itself: the float32 path leaves some weights within DELTA of a boundary (else the test
+    proves nothing), and exactly those texts are recomputed; the float64 values keep their rounding in float32."""
+    from splade_pyserini.encoder import quantize
+    from splade_pyserini.exact import DELTA, float32_rounding_as, near_boundary, rows_near_boundary
+
+    scale = tiny_encoder.card.scale
+    texts = _queries(vaswani)
+    fast = tiny_encoder.encode(texts, "query", exact=False)
+    flagged = rows_near_boundary(fast.offsets, fast.weights, scale)
+    assert 0 < len(flagged) < len(texts)
+    assert all(near_boundary(fast.row(i)[1], scale).any() for i in flagged)
+    exact = tiny_encoder.encode(texts, "query")
+    assert exact.weights.dtype == np.float32
+    unflagged = np.setdiff1d(np.arange(len(texts)), flagged)
+    for i in unflagged:
+        assert exact.row(i)[0].tolist() == fast.row(i)[0].tolist()
+        assert quantize(exact.row(i)[1], scale).tolist() == quantize(fast.row(i)[1], scale).tolist()
+    # float64 values just either side of every boundary: a plain float32 cast moves half of them across it
+    boundaries = (np.arange(300) + 0.5) / scale
+    w64 = np.concatenate([boundaries * (1 + 1e-12), boundaries * (1 - 1e-12)])
+    assert (quantize(w64.astype(np.float32), scale) != quantize(w64, scale)).sum() >= 100
+    assert quantize(float32_rounding_as(w64, scale), scale).tolist() == quantize(w64, scale).tolist()
+    assert 0 < DELTA < 0.5
+
+
+def _variant_run(env: dict, out: Path, cranfield: Path, vaswani: Path, tiny_model: Path) -> dict:
+    code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import test_exact_weights as t; "
+            f"t._child({str(out)!r}, {str(cranfield)!r}, {str(vaswani)!r}, {str(tiny_model)!r})")
+    subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True, timeout=900)
+    return json.loads(out.read_text())
+
+
+def _child(out, cranfield, vaswani, tiny_model):
+    """In a subprocess under some kernel variant: every query's integer weights, and exact document vectors."""
+    import torch as _torch
+
+    from splade_pyserini import load_encoder
+
+    encoder = load_encoder(tiny_model, device="cpu")
+    result = {name: encoder.quantized_queries(_queries(Path(c))) for name, c in
+              (("cranfield", cranfield), ("vaswani", vaswani))}
+    if os.environ.get("WITH_DOCS"):
+        batch = encoder.encode(_documents(Path(cranfield)), "document", exact=True)
+        from splade_pyserini.encoder import quantize
+
+        q = quantize(batch.weights, encoder.card.scale)
+        result["cranfield-docs"] = [{encoder.vocab[t]: int(w) for t, w in zip(*[a.tolist() for a in (
+            batch.terms[a:b], q[a:b])]) if w} for a, b in zip(batch.offsets[:-1], batch.offsets[1:])]
+    result["capability"] = _torch.backends.cpu.get_cpu_capability()
+    Path(out).write_text(json.dumps(result))
+
+
+def _variants():
+    from splade_pyserini.exact import runnable_variants
+
+    names = runnable_variants()
+    return [name for name in names if name != "native"]
+
+
+@pytest.mark.parametrize("variant", _variants())
+def test_query_weights_are_identical_under_other_cpu_kernels(variant, tmp_path, cranfield, vaswani, tiny_model,
+                                                             reference, request):
+    from splade_pyserini.exact import VARIANTS
+
+    env = dict(VARIANTS[variant])
+    docs = variant in ("aten-default", "generic-1-thread")  # exact documents under two kernel variants
+    if docs:
+        env["WITH_DOCS"] = "1"
+    got = _variant_run(env, tmp_path / "weights.json", cranfield, vaswani, tiny_model)
+    if "ATEN_CPU_CAPABILITY" in env:
+        assert got["capability"].lower() == env["ATEN_CPU_CAPABILITY"].lower() or env["ATEN_CPU_CAPABILITY"] == "avx512"
+    for name in ("cranfield", "vaswani"):
+        assert _as_lists(got[name]) == _as_lists(reference[name]), (variant, name)
+    if docs:
+        assert _as_lists(got["cranfield-docs"]) == _as_lists(request.getfixturevalue("doc_reference")), variant
