@@ -35,8 +35,8 @@ def check_compatible(index_dir: str | os.PathLike, encoder: SpladeEncoder) -> di
         if recorded != encoder.weights_hash:
             raise SpladeError(
                 f"index {index_dir} was built with other model weights than {card.name} ({card.model}) has "
-                f"(sha256 {recorded[:12]}…, these {encoder.weights_hash[:12]}…); search with the model the index was "
-                f"built with ({meta.get('encoder')}) or re-index."
+                f"(sha256 {recorded[:12]}…, these {encoder.weights_hash[:12]}…); search with the model the index "
+                f"was built with ({meta.get('encoder')}) or re-index."
             )
         return meta
     print(f"warning: {index_dir} records no hash of its model's weights (built by an older splade-pyserini); "

@@ -62,12 +62,24 @@ def read_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
         path = Path(vectors_dir) / LEGACY_META_FILE
     if not path.is_file():
         raise SpladeError(f"{vectors_dir} has no {META_FILE}; produce it with `splade-pyserini encode` (or pass --scale).")
-    return json.loads(path.read_text())
+    meta = _load_record(path)
+    if meta is None:
+        raise SpladeError(f"{path} is not a readable vectors record (damaged?); re-encode with --overwrite.")
+    return meta
+
+
+def _load_record(path: Path) -> dict | None:
+    """A JSON object from ``path``; None when it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def complete_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
-    """The record (:data:`META_FILE`) of a finished ``encode`` output; a one-line error when the folder is missing or the
-    encoding was interrupted."""
+    """The record (:data:`META_FILE`) of a finished ``encode`` output; a one-line error when the folder is missing,
+    the encoding was interrupted, or its shards are not the recorded ones."""
     if not Path(vectors_dir).is_dir():
         raise SpladeError(f"vectors folder {vectors_dir} does not exist; run `splade-pyserini encode` first.")
     meta = read_encoding_meta(vectors_dir)
@@ -246,9 +258,9 @@ def _start_over(out: Path) -> str:
 
 
 def _check_identity(out: Path, old: dict, meta: dict) -> None:
-    if "corpus_sha256" not in old or "weights_sha256" not in old:
-        raise SpladeError(f"{out} holds vectors without a record of their corpus and model (an older "
-                          f"splade-pyserini); {_start_over(out)}.")
+    if "corpus_sha256" not in old or "weights_sha256" not in old or not isinstance(old.get("shard_records"), dict):
+        raise SpladeError(f"{out} holds vectors whose record does not say which corpus and model made them (an older "
+                          f"splade-pyserini, or a damaged record); {_start_over(out)}.")
     for key in IDENTITY:
         if old.get(key) != meta[key]:
             what = {"corpus_sha256": "another corpus (different content)", "weights_sha256": "another model "
@@ -273,7 +285,12 @@ def _prepare(out: Path, lock, meta: dict, rank: int, world: int, fmt: str, overw
     run. Returns (this rank's reusable shards, the folder's record)."""
     with lock.records():
         claim_folder(out, "vectors folder", _ours, "--output", _legacy)
-        old = json.loads((out / META_FILE).read_text()) if (out / META_FILE).is_file() else None
+        folders = sorted(n for n in os.listdir(out) if (out / n).is_dir())
+        if folders:
+            raise SpladeError(f"--output {out} holds folders that splade-pyserini did not write "
+                              f"({', '.join(folders[:3])}); give a new or empty folder (nothing there is deleted).")
+        present = [p for p in (out / META_FILE, out / LEGACY_META_FILE) if p.exists()]
+        old = (_load_record(present[0]) or {}) if present else None
         if overwrite and (old is None or old.get("job") != meta["job"]):  # once per job (its ranks share the id)
             for name in os.listdir(out):  # this package's files only (claim_folder refused anything else)
                 if name not in (OWNER_FILE, LOCK_FILE):
@@ -290,7 +307,8 @@ def _prepare(out: Path, lock, meta: dict, rank: int, world: int, fmt: str, overw
             if m is None or int(m.group(1)) % world != rank:
                 continue
             record = records.get(path.name)
-            if record is None or m.group(2) != fmt or record.get("sha256") != file_sha256(path):
+            if not (isinstance(record, dict) and m.group(2) == fmt and record.get("sha256") == file_sha256(path)
+                    and all(isinstance(record.get(k), int) for k in ("first", "documents"))):
                 raise SpladeError(f"{path} is not the shard this folder's record describes (missing record or other "
                                   f"checksum); {_start_over(out)}.")
             reuse = _reusable(record, meta["shard_size"], meta["limit"])

@@ -115,30 +115,53 @@ def test_resume_refuses_shards_its_record_does_not_prove(tmp_path, tiny_encoder,
 _SLOW_WRITER = """
 import pathlib, sys, time
 from splade_pyserini import cli, vectors
-release = pathlib.Path(sys.argv[1])
+release, held_from = pathlib.Path(sys.argv[1]), int(sys.argv[2])
 close = vectors._ShardWriter.close
-def held(self, ok=True):  # keep the shard under its temporary name until the test says so
-    while not release.exists():
+def held(self, ok=True):  # keep shards from `held_from` on under their temporary names until the test says so
+    while self.index >= held_from and not release.exists():
         time.sleep(0.05)
     close(self, ok)
 vectors._ShardWriter.close = held
-sys.exit(cli.main(sys.argv[2:]))
+sys.exit(cli.main(sys.argv[3:]))
 """
+
+
+def _held_encode(release: Path, held_from: int, model, corpus, out, *extra) -> subprocess.Popen:
+    """An ``encode`` that stops before publishing shard ``held_from``, its file written under the temporary name."""
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(release), str(held_from), "encode", "--encoder",
+                             str(model), "--corpus", str(corpus), "--output", str(out), "--device", "cpu", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tmp = out / f".vectors-{held_from:05d}.jsonl.tmp"
+    deadline = time.monotonic() + 300
+    while not tmp.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the writer never started the held shard"
+        time.sleep(0.1)
+    return proc
+
+
+def test_killed_encode_resumes_to_the_same_bytes(tmp_path, tiny_model, tiny_encoder, corpora):
+    from splade_pyserini.vectors import encode_corpus
+
+    a, _ = corpora
+    out = tmp_path / "v"
+    killed = _held_encode(tmp_path / "never", 2, tiny_model, a, out, "--shard-size", "5")
+    killed.kill()  # SIGKILL: shards 0 and 1 are in place, shard 2 is a temporary file, the lock dies with it
+    killed.communicate()
+    assert sorted(p.name for p in out.glob("vectors-*")) == ["vectors-00000.jsonl", "vectors-00001.jsonl"]
+    assert _encode(tiny_model, a, out, "--shard-size", "5").returncode == 0
+    clean = encode_corpus(tiny_encoder, a, tmp_path / "clean", shard_size=5, progress=False)
+    assert clean["shards"] == 5 and not list(out.glob(".vectors-*"))
+    for p in sorted((tmp_path / "clean").glob("vectors-*")):
+        assert (out / p.name).read_bytes() == p.read_bytes(), p.name
 
 
 def test_second_writer_on_a_folder_is_refused_and_the_first_completes(tmp_path, tiny_model, corpora):
     a, _ = corpora
     out, release = tmp_path / "v", tmp_path / "release"
-    first = subprocess.Popen([sys.executable, "-c", _SLOW_WRITER, str(release), "encode", "--encoder", str(tiny_model),
-                              "--corpus", str(a), "--output", str(out), "--device", "cpu"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = _held_encode(release, 0, tiny_model, a, out)
     try:
         tmp = out / ".vectors-00000.jsonl.tmp"
-        deadline = time.monotonic() + 300
-        while not tmp.exists():
-            assert first.poll() is None, first.communicate()
-            assert time.monotonic() < deadline, "the first writer never started its shard"
-            time.sleep(0.1)
         msg = one_line_error(_encode(tiny_model, a, out))
         assert "being written by another" in msg
         assert tmp.exists() and first.poll() is None  # the first writer's temporary file is untouched
