@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -24,6 +23,11 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .errors import SpladeError
+
+try:
+    import fcntl
+except ImportError:  # Windows: the writer lock then holds within this process only
+    fcntl = None
 
 OWNER_FILE = ".splade-pyserini.owner"  # JSON; not *.json: Anserini's JsonCollection reads those as documents
 
@@ -226,6 +230,9 @@ class WriterLock:
 
     @contextlib.contextmanager
     def records(self):
+        if fcntl is None:
+            yield
+            return
         fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, 0)
         try:
             yield
@@ -255,13 +262,14 @@ def writer_lock(folder: str | os.PathLike, rank: int = 0, world: int = 1, what: 
         lock = WriterLock(fd)
         with lock.records():
             try:
-                fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 1 + world)
-                # no job of another size may hold the folder: the other world bytes must be free
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, world, 1)
-                fcntl.lockf(fd, fcntl.LOCK_UN, world, 1)
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, _MAX_WORLD - world, 2 + world)
-                fcntl.lockf(fd, fcntl.LOCK_UN, _MAX_WORLD - world, 2 + world)
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 2 * _MAX_WORLD + rank)
+                if fcntl is not None:
+                    fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB, 1, 1 + world)
+                    # no job of another size may hold the folder: the other world bytes must be free
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, world, 1)
+                    fcntl.lockf(fd, fcntl.LOCK_UN, world, 1)
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, _MAX_WORLD - world, 2 + world)
+                    fcntl.lockf(fd, fcntl.LOCK_UN, _MAX_WORLD - world, 2 + world)
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 2 * _MAX_WORLD + rank)
             except OSError:
                 raise busy from None
         yield lock
