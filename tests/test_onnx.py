@@ -182,8 +182,32 @@ def test_onnx_regression_config_reproduces_in_both_runners(cranfield_pipeline, t
                       "-output", str(plain_run), "-impact", "-pretokenized", "-hits", "1000"])
     assert onnx_run.read_text() == plain_run.read_text()
 
-    report = regression.run_regression(path, corpus_path=cranfield_pipeline["vectors"], log=lambda m: None)
+    report = regression.run_regression(path, index=cranfield_pipeline["index"], log=lambda m: None)
     assert report.ok, report.summary()
     assert len([c for c in report.checks if c.kind == "metric"]) == 4
     report, log = regression.run_with_anserini(path, corpus_path=cranfield_pipeline["vectors"], log=lambda m: None)
     assert report.ok and len([c for c in report.checks if c.kind == "metric"]) == 4, log[-3000:]
+
+
+PYSERINI_ONNX = """
+import json, sys
+from pyserini.search.lucene import LuceneImpactSearcher
+searcher = LuceneImpactSearcher(sys.argv[1], "SpladePyserini", 0, "onnx")
+print(json.dumps([[(h.docid, h.score) for h in searcher.search(q, k=20)] for q in json.loads(sys.argv[2])]))
+"""
+
+
+def test_pyserini_onnx_encoder_name_finds_the_class(cranfield_pipeline, tiny_encoder, exported, queries):
+    """Pyserini's --onnx-encoder SpladePyserini path (LuceneImpactSearcher, encoder type onnx), in a subprocess
+    whose JVM the package's start-up hook gives the extension jar: same hits and scores as SpladeSearcher."""
+    from splade_pyserini.search import SpladeSearcher
+
+    texts = queries["cranfield"][1][:8]
+    env = {**os.environ, onnx_export.ENVIRONMENT: str(exported)}
+    proc = subprocess.run([sys.executable, "-c", PYSERINI_ONNX, str(cranfield_pipeline["index"]), json.dumps(texts)],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    searcher = SpladeSearcher(cranfield_pipeline["index"], tiny_encoder)
+    want = [[[d, float(s)] for d, s in searcher.search(q, k=20)] for q in texts]
+    assert got == want
