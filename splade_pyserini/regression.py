@@ -452,14 +452,17 @@ def extra_classpath(config_data: dict) -> list[str]:
 
 
 def _staged_corpus(corpus: Path, collection_class: str) -> tuple[Path, Path | None]:
-    """For JsonVectorCollection on a folder written before the record was renamed (``encoding.json``), a folder of
-    links to the shards alone: Anserini would log a parse error for that file. Other folders are read as they are."""
+    """For JsonVectorCollection on a folder holding more than vector shards (the record ``encoding.meta``, the owner
+    file), a folder of links to the shards alone: stock Anserini parses every non-empty file of its input folder
+    and would log an exception for each (it still indexes the same documents). Other folders are read as they are."""
     from .vectors import LEGACY_META_FILE
 
-    if collection_class != STOCK_COLLECTION or not corpus.is_dir() or not (corpus / LEGACY_META_FILE).exists():
+    if collection_class != STOCK_COLLECTION or not corpus.is_dir():
         return corpus, None
     shards = sorted(p for p in corpus.iterdir() if p.is_file() and not p.name.startswith(".")
                     and p.name != LEGACY_META_FILE and p.name.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz")))
+    if not any(p.is_file() and p.stat().st_size and p not in shards for p in corpus.iterdir()):
+        return corpus, None
     staged = Path(tempfile.mkdtemp(prefix="splade-regression-corpus-"))
     for shard in shards:
         os.symlink(shard.resolve(), staged / shard.name)
