@@ -29,7 +29,9 @@ try:
 except ImportError:  # Windows: the writer lock then holds within this process only
     fcntl = None
 
-OWNER_FILE = ".splade-pyserini.owner"  # JSON; not *.json: Anserini's JsonCollection reads those as documents
+OWNER_FILE = ".splade-pyserini.owner"  # a record (write_record): Anserini reads every file of a vectors folder
+#: The key under which :func:`write_record` keeps its data.
+RECORD_KEY = "splade_pyserini"
 
 
 def _unique(parent: Path, stem: str, suffix: str = ".tmp") -> Path:
@@ -66,6 +68,31 @@ def write_json(path: str | os.PathLike, data) -> None:
         f.write("\n")
 
 
+def write_record(path: str | os.PathLike, data: dict) -> None:
+    """Writes a record this package keeps in a folder that Anserini may read as a ``JsonVectorCollection``.
+
+    Anserini's JSON collections parse every non-empty file under the input folder, whatever its name (hidden files
+    and subfolders included), and a JSON object without ``id``/``vector`` stops them with an exception. So the record
+    is one JSONL line that they read as an empty document (empty id, no weights): counted as ``empty`` and never
+    indexed. The data sit under :data:`RECORD_KEY`.
+    """
+    with atomic_write(path) as f:
+        json.dump({"id": "", "contents": "", "vector": {}, RECORD_KEY: data}, f, sort_keys=True)
+        f.write("\n")
+
+
+def read_record(path: str | os.PathLike) -> dict | None:
+    """The data of a :func:`write_record` file (or of a plain JSON object, as written before); None when ``path``
+    holds neither."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and data.get("vector") == {} and isinstance(data.get(RECORD_KEY), dict):
+        return data[RECORD_KEY]
+    return data if isinstance(data, dict) else None
+
+
 def make_dir(path: str | os.PathLike) -> Path:
     """``mkdir -p`` honouring the umask."""
     path = Path(path)
@@ -76,11 +103,8 @@ def make_dir(path: str | os.PathLike) -> Path:
 # --- ownership ----------------------------------------------------------------------------------------------------
 def owner(path: str | os.PathLike) -> dict | None:
     """The ownership record of a folder this package wrote, or None."""
-    try:
-        data = json.loads((Path(path) / OWNER_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("kind"), str) else None
+    data = read_record(Path(path) / OWNER_FILE)
+    return data if data is not None and isinstance(data.get("kind"), str) else None
 
 
 def mark(path: str | os.PathLike, kind: str, entries: Iterable[str] | None = None) -> None:
@@ -88,7 +112,7 @@ def mark(path: str | os.PathLike, kind: str, entries: Iterable[str] | None = Non
     data = {"kind": kind, "written_by": "splade-pyserini"}
     if entries is not None:
         data["entries"] = sorted(set(entries) | {OWNER_FILE})
-    write_json(Path(path) / OWNER_FILE, data)
+    write_record(Path(path) / OWNER_FILE, data)
 
 
 def _bookkeeping(name: str) -> bool:

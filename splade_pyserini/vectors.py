@@ -37,7 +37,7 @@ from . import __version__
 from .corpus import Document, check_corpus, count_documents, read_corpus
 from .encoder import SparseBatch, SpladeEncoder, quantize
 from .errors import SpladeError
-from .fileio import LOCK_FILE, OWNER_FILE, claim_folder, make_dir, write_json, writer_lock
+from .fileio import LOCK_FILE, OWNER_FILE, claim_folder, make_dir, read_record, write_record, writer_lock
 from .provenance import corpus_fingerprint, file_sha256
 
 #: The vectors record (JSON). Not named *.json, *.jsonl or *.gz: Anserini's JsonCollection (and JsonVectorCollection)
@@ -62,19 +62,10 @@ def read_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
         path = Path(vectors_dir) / LEGACY_META_FILE
     if not path.is_file():
         raise SpladeError(f"{vectors_dir} has no {META_FILE}; produce it with `splade-pyserini encode` (or pass --scale).")
-    meta = _load_record(path)
+    meta = read_record(path)
     if meta is None:
         raise SpladeError(f"{path} is not a readable vectors record (damaged?); re-encode with --overwrite.")
     return meta
-
-
-def _load_record(path: Path) -> dict | None:
-    """A JSON object from ``path``; None when it is not one."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def complete_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
@@ -290,7 +281,7 @@ def _prepare(out: Path, lock, meta: dict, rank: int, world: int, fmt: str, overw
             raise SpladeError(f"--output {out} holds folders that splade-pyserini did not write "
                               f"({', '.join(folders[:3])}); give a new or empty folder (nothing there is deleted).")
         present = [p for p in (out / META_FILE, out / LEGACY_META_FILE) if p.exists()]
-        old = (_load_record(present[0]) or {}) if present else None
+        old = (read_record(present[0]) or {}) if present else None
         if overwrite and (old is None or old.get("job") != meta["job"]):  # once per job (its ranks share the id)
             for name in os.listdir(out):  # this package's files only (claim_folder refused anything else)
                 if name not in (OWNER_FILE, LOCK_FILE):
@@ -326,7 +317,7 @@ def _prepare(out: Path, lock, meta: dict, rank: int, world: int, fmt: str, overw
         rank_file = out / f".rank-{rank}-of-{world}.json"
         rank_file.unlink(missing_ok=True)
         fresh = {k: v for k, v in meta.items() if k != "shard_records"}
-        write_json(out / META_FILE, {**old, **fresh, "shard_records": records, "complete": False})
+        write_record(out / META_FILE, {**old, **fresh, "shard_records": records, "complete": False})
         return done, meta
 
 
@@ -337,9 +328,9 @@ def _publisher(out: Path, lock, limit: int | None, shard_size: int):
         record = {"first": writer.index * shard_size, "documents": writer.documents, "limit": limit,
                   "sha256": file_sha256(writer.tmp), "bytes": writer.tmp.stat().st_size}
         with lock.records():
-            meta = json.loads((out / META_FILE).read_text())
+            meta = read_record(out / META_FILE)
             meta.setdefault("shard_records", {})[writer.path.name] = record
-            write_json(out / META_FILE, meta)
+            write_record(out / META_FILE, meta)
             os.replace(writer.tmp, writer.path)
 
     return publish
@@ -484,14 +475,14 @@ def _finish(out: Path, lock, meta: dict, rank: int, world: int, written: int, do
     if documents == 0:
         raise SpladeError(f"corpus {meta['corpus']} holds no documents.")
     with lock.records():
-        write_json(out / f".rank-{rank}-of-{world}.json",
+        write_record(out / f".rank-{rank}-of-{world}.json",
                    {"job": meta["job"], "documents": written, "corpus_documents": documents,
                     "seconds": round(elapsed, 3)})
         parts = [out / f".rank-{r}-of-{world}.json" for r in range(world)]
-        reports = [json.loads(p.read_text()) for p in parts if p.is_file()]
+        reports = [read_record(p) or {} for p in parts if p.is_file()]
         if len(reports) < world or any(r.get("job") != meta["job"] for r in reports):
             return {**meta, "complete": False, "documents_this_rank": written}
-        record = json.loads((out / META_FILE).read_text())
+        record = read_record(out / META_FILE)
         shards = -(-documents // meta["shard_size"])
         names = [shard_name(i, fmt) for i in range(shards)]
         records = record.get("shard_records", {})
@@ -503,7 +494,7 @@ def _finish(out: Path, lock, meta: dict, rank: int, world: int, written: int, do
                               f"{counted} of {documents} documents recorded); {_start_over(out)}.")
         record = {**record, "complete": True, "documents": documents, "shards": shards,
                   "seconds": max(r["seconds"] for r in reports), "world_size": world}
-        write_json(out / META_FILE, record)
+        write_record(out / META_FILE, record)
         for p in parts:
             p.unlink(missing_ok=True)
     return record

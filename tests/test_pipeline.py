@@ -13,11 +13,12 @@ import pytest
 from conftest import write_tsv_topics
 from splade_pyserini.encoder import quantize
 from splade_pyserini.runs import read_qrels, read_run
+from splade_pyserini.vectors import read_encoding_meta
 
 
 def test_vector_files_hold_the_quantised_encoder_output(cranfield_pipeline, tiny_encoder):
     vectors = cranfield_pipeline["vectors"]
-    meta = json.loads((vectors / "encoding.meta").read_text())
+    meta = read_encoding_meta(vectors)
     assert meta["complete"] and meta["documents"] == 1400 and meta["scale"] == 51.2 and meta["max_length"] == 512
     assert meta["variant"] == "full" and meta["encoder"] == "splade-tiny"
     lines = [json.loads(line) for line in open(vectors / "vectors-00000.jsonl")]

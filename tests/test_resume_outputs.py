@@ -16,6 +16,7 @@ import pytest
 from test_errors_and_resume import cli, one_line_error
 
 from splade_pyserini.errors import SpladeError
+from splade_pyserini.vectors import read_encoding_meta
 
 SAMPLE = Path(__file__).resolve().parents[1] / "splade_pyserini" / "data" / "sample"
 
@@ -71,7 +72,7 @@ def test_finished_folder_of_one_corpus_is_refused_for_another(tmp_path, tiny_mod
     assert _ids(out) == _corpus_ids(a) and _meta_path(out).read_bytes() == record  # untouched
     assert _encode(tiny_model, b, out, "--overwrite").returncode == 0
     assert _ids(out) == _corpus_ids(b)
-    assert json.loads(_meta_path(out).read_text())["complete"] is True
+    assert read_encoding_meta(out)["complete"] is True
 
 
 def test_partial_folder_is_resumed_only_with_the_same_corpus(tmp_path, tiny_model, tiny_encoder, corpora):
@@ -169,7 +170,7 @@ def test_second_writer_on_a_folder_is_refused_and_the_first_completes(tmp_path, 
         release.touch()
         _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
-    assert _ids(out) == _corpus_ids(a) and json.loads(_meta_path(out).read_text())["complete"] is True
+    assert _ids(out) == _corpus_ids(a) and read_encoding_meta(out)["complete"] is True
 
 
 def test_writer_lock_allows_the_ranks_of_one_job_only(tmp_path):
@@ -287,7 +288,7 @@ def test_search_checks_the_model_by_its_weights_not_its_name(tmp_path, sample_in
 
     recorded = read_index_meta(sample_index["index"])["weights_sha256"]
     assert recorded == tiny_encoder.weights_hash
-    assert json.loads(_meta_path(sample_index["vectors"]).read_text())["weights_sha256"] == recorded
+    assert read_encoding_meta(sample_index["vectors"])["weights_sha256"] == recorded
     same = tmp_path / "copy" / "renamed-model"  # the same weights under another name: accepted
     shutil.copytree(tiny_model, same)
     with SpladeSearcher(sample_index["index"], load_encoder(str(same), device="cpu")) as s:

@@ -11,6 +11,9 @@ from pathlib import Path
 SAMPLE = Path(__file__).resolve().parents[1] / "splade_pyserini" / "data" / "sample"
 
 
+from splade_pyserini.vectors import read_encoding_meta
+
+
 def jsonl_vectors(folder: Path) -> dict:
     return {d["id"]: d["vector"] for p in sorted(folder.glob("vectors-*.jsonl")) for d in map(json.loads, open(p))}
 
@@ -40,7 +43,7 @@ def test_torchrun_two_ranks_write_the_same_shards_as_one_process(tmp_path, tiny_
     proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "splade_pyserini",
                            *args, "--output", str(tmp_path / "two")], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    meta = json.loads((tmp_path / "two" / "encoding.meta").read_text())
+    meta = read_encoding_meta(tmp_path / "two")
     assert meta["complete"] and meta["documents"] == 48 and meta["shards"] == 5 and meta["world_size"] == 2
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
     assert jsonl_vectors(tmp_path / "two") == jsonl_vectors(tmp_path / "one")
