@@ -86,7 +86,8 @@ class _QueryGraph:
     """Builds the ``torch.nn.Module`` traced into the graph (a factory, so torch is imported only when used)."""
 
     @staticmethod
-    def build(model, variant: str, vocab_size: int, special_ids: list[int]):
+    def build(model, variant: str, vocab_size: int, special_ids: list[int], static_weights=None):
+        """``static_weights``: the doc variant's per-token query weights (``[vocab]``; None: each token weighs 1)."""
         import torch
 
         class QueryGraph(torch.nn.Module):
@@ -95,16 +96,18 @@ class _QueryGraph:
                 self.model = model
                 keep = torch.ones(vocab_size, dtype=torch.float64)
                 keep[torch.as_tensor(special_ids, dtype=torch.long)] = 0.0
+                if static_weights is not None:  # the float32 values the package multiplies by, exactly
+                    keep = keep * torch.as_tensor(static_weights, dtype=torch.float32).double()
                 self.register_buffer("not_special", keep)
 
             def own_tokens(self, input_ids):
-                """1.0 at the query's own non-special token ids, 0.0 elsewhere (``[vocab]``)."""
+                """1.0 (or the static weight) at the query's own non-special token ids, 0.0 elsewhere (``[vocab]``)."""
                 bag = torch.zeros(vocab_size, dtype=torch.float64).scatter(0, input_ids[0],
                                                                             torch.ones_like(input_ids[0], dtype=torch.float64))
                 return bag * self.not_special
 
             def forward(self, input_ids):
-                if variant == "doc":  # no query model: the binary bag of words
+                if variant == "doc":  # no query model: the bag of words (static weights when the card has them)
                     weights = self.own_tokens(input_ids)
                 else:
                     logits = self.model(input_ids=input_ids).logits[0]
@@ -240,7 +243,12 @@ def export_onnx(encoder, output: str | os.PathLike, precision: str = "float64", 
     if hasattr(model, "set_attn_implementation"):
         model.set_attn_implementation("eager")  # traceable attention, no fused kernels in the graph
     dtype = torch.float64 if precision == "float64" else torch.float32
-    graph = _QueryGraph.build(model.to(dtype), card.variant, vocab_size, special_ids)
+    static = None
+    if card.query_weights:  # sentence-transformers' inference-free models: static per-token query weights
+        from .st_bridge import read_static_weights
+
+        static = read_static_weights(card.query_weights, tokenizer, vocab_size)
+    graph = _QueryGraph.build(model.to(dtype), card.variant, vocab_size, special_ids, static)
     example = torch.as_tensor([tokenizer("a query example")["input_ids"]], dtype=torch.long)
     buf = io.BytesIO()
     with torch.inference_mode(False), torch.no_grad():

@@ -134,6 +134,21 @@ def test_inference_free_folder_uses_the_static_query_weights(st_folders, vaswani
     assert_same_vectors(st_folders / "doc-ones", _texts(vaswani, "corpus.jsonl", 20), queries, "doc-ones")
 
 
+def test_onnx_export_of_an_inference_free_folder_keeps_its_static_query_weights(st_folders, vaswani, tmp_path):
+    """export-onnx of a -doc folder with IDF query weights: the graph's integer query weights are the package's."""
+    pytest.importorskip("onnxruntime")
+    from splade_pyserini import load_encoder
+    from splade_pyserini.onnx_export import OnnxQueryEncoder, export_onnx
+
+    folder = st_folders / "doc-idf"
+    encoder = load_encoder(str(folder), device="cpu")
+    export_onnx(str(folder), tmp_path / "onnx")
+    queries = _texts(vaswani, "queries.jsonl")
+    want = encoder.quantized_queries(queries)
+    assert OnnxQueryEncoder(tmp_path / "onnx", encoder.tokenizer).quantized(queries) == want
+    assert len({v for w in want for v in w.values()}) > 2  # IDF weights, not round(1 × 51.2) for every token
+
+
 @pytest.mark.parametrize("name, words", [("sum-pooling", ["SpladePooling", "'sum'"]),
                                          ("log1p-relu", ["SpladePooling", "'log1p_relu'"]),
                                          ("csr", ["1_Pooling (Pooling)"])])
