@@ -70,7 +70,8 @@ def read_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
 
 def complete_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
     """The record (:data:`META_FILE`) of a finished ``encode`` output; a one-line error when the folder is missing,
-    the encoding was interrupted, or its shards are not the recorded ones."""
+    the encoding was interrupted, or its shards are not the recorded ones (names, sizes and sha256: a shard edited
+    after encoding, e.g. with a repeated or malformed id, is refused rather than indexed)."""
     if not Path(vectors_dir).is_dir():
         raise SpladeError(f"vectors folder {vectors_dir} does not exist; run `splade-pyserini encode` first.")
     meta = read_encoding_meta(vectors_dir)
@@ -83,6 +84,11 @@ def complete_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
         if differ:
             raise SpladeError(f"the shards in {vectors_dir} differ from its record ({', '.join(differ[:3])}); "
                               "re-encode into it with --overwrite.")
+        for name, record in sorted(meta["shard_records"].items()):  # contents too: nothing indexed on trust
+            path = Path(vectors_dir) / name
+            if path.stat().st_size != record.get("bytes", path.stat().st_size) or file_sha256(path) != record.get("sha256"):
+                raise SpladeError(f"{path} changed after `encode` wrote it (its sha256 is not the recorded one); "
+                                  "re-encode into the folder with --overwrite.")
     return meta
 
 

@@ -214,15 +214,37 @@ def test_a_truncated_lucene_file_is_one_line(sample_index, tmp_path):
     (lambda line: json.dumps({"vector": {"a": 1}}), 'no "id" field'),
 ], ids=["truncated", "weight", "no-id"])
 def test_a_malformed_vector_line_is_named_by_the_java_indexer(sample_index, tmp_path, defect, phrase):
+    """A malformed line in vectors the package did not write (no record: Anserini-style shards given to the
+    extension's indexer directly) is named by file and line."""
+    from splade_pyserini.javaext import fast_index
+
+    vectors = tmp_path / "vectors"
+    vectors.mkdir()
+    source = next((sample_index / "vectors").glob("vectors-*.jsonl"))
+    shard = vectors / source.name
+    lines = source.read_text().splitlines()
+    lines[6] = defect(lines[6])
+    shard.write_text("\n".join(lines) + "\n")
+    with pytest.raises(Exception) as caught:
+        fast_index(vectors, tmp_path / "index", scale=None, threads=1, store_docvectors=False, quiet=True)
+    err = user_message(caught.value)
+    assert f"{shard.name}:7: " in err and phrase in err and "\n" not in err.strip(), err
+    assert not (tmp_path / "index").exists()
+
+
+@pytest.mark.parametrize("defect", [
+    lambda lines: lines + [lines[3]],  # a repeated document id
+    lambda lines: [lines[0].replace('"id": "', '"id": "a b', 1)] + lines[1:],  # an id a TREC run cannot hold
+    lambda lines: lines[:6] + [lines[6][:40]] + lines[7:],  # a malformed line
+], ids=["repeated-id", "space-in-id", "truncated"])
+def test_a_shard_edited_after_encoding_is_refused_before_indexing(sample_index, tmp_path, defect):
     vectors = tmp_path / "vectors"
     shutil.copytree(sample_index / "vectors", vectors)
     shard = next(vectors.glob("vectors-*.jsonl"))
-    lines = shard.read_text().splitlines()
-    lines[6] = defect(lines[6])
-    shard.write_text("\n".join(lines) + "\n")
+    shard.write_text("\n".join(defect(shard.read_text().splitlines())) + "\n")
     code, _, err = run("index", "--vectors", vectors, "--index", tmp_path / "index")
     err = "\n".join(ln for ln in err.splitlines() if not ln.startswith("warning:")) + "\n"
-    assert f"{shard.name}:7: " in one_line(code, err) and phrase in err, err
+    assert f"{shard} changed after `encode` wrote it" in one_line(code, err), err
     assert not (tmp_path / "index").exists()
 
 
