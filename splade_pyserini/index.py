@@ -27,7 +27,8 @@ def read_index_meta(index_dir: str | os.PathLike) -> dict | None:
 
 
 def _staged_input(vectors_dir: Path) -> tuple[Path, bool]:
-    """A folder holding only the shards (Anserini would try to parse encoding.json as a document file)."""
+    """A folder holding only the shards: the record (a line Anserini would count as an empty document, see
+    fileio.write_record) and an older folder's plain ``encoding.json`` (an exception in Anserini) stay out."""
     others = [p for p in vectors_dir.iterdir() if p.is_file() and p.name.startswith(".") is False
               and p not in shard_files(vectors_dir)]
     if not others:
