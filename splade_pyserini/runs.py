@@ -1,8 +1,14 @@
 """TREC-style files: runs (``qid Q0 docid rank score tag``) and relevance judgments (qrels).
 
-Runs are ``{qid: {docid: score}}`` (ranx's dict form); qrels are ``{qid: {docid: grade}}``. Qrels come as a BEIR
-folder (``qrels/test.tsv``), a BEIR TSV (``query-id corpus-id score`` with header) or TREC qrels
-(``qid 0 docid grade``).
+The package's one in-memory run shape is :data:`Run`, ``{qid: {docid: score}}`` (ranx's dict form): every run
+producer returns it, :func:`read_run` reads it, :func:`write_run` writes it and ``evaluate`` scores it. A searcher's
+``{qid: [(docid, score), …]}`` (Pyserini's shape, what ``SpladeSearcher.batch_search`` gives) becomes one with
+:func:`from_hits`. Where documents are put in order — a run file, a top ``k``, a negative pool, a metric — the
+order is :func:`ranked`'s, the one ranking rule: score descending, ties by docid descending (byte order), as
+trec_eval ranks (``form_res_rels.c``), so a written run's rank column is the order trec_eval evaluates.
+
+Qrels are ``{qid: {docid: grade}}``. They come as a BEIR folder (``qrels/test.tsv``), a BEIR TSV
+(``query-id corpus-id score`` with header) or TREC qrels (``qid 0 docid grade``).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from .errors import SpladeError
 from .fileio import atomic_write
@@ -17,6 +24,43 @@ from .inputs import check_id, duplicate, record_lines
 
 Run = dict[str, dict[str, float]]
 Qrels = dict[str, dict[str, int]]
+#: A searcher's ranked hits per query (Pyserini's shape); :func:`from_hits` turns it into a :data:`Run`.
+Hits = dict[str, list[tuple[str, float]]]
+
+
+def _rank_key(item: tuple[str, float]):
+    return item[1], item[0].encode("utf-8")
+
+
+def ranked(docs: Mapping[str, float], k: int | None = None) -> list[tuple[str, float]]:
+    """One query's ``(docid, score)`` pairs best first — score descending, ties by docid descending (trec_eval's
+    ``strcmp`` order) — the first ``k`` of them when ``k`` is given. The package's one ranking rule."""
+    order = sorted(docs.items(), key=_rank_key, reverse=True)
+    return order if k is None else order[:k]
+
+
+def top_k(run: Mapping[str, Mapping[str, float]], k: int | None) -> Run:
+    """Each query's best ``k`` documents (all when ``k`` is None), in :func:`ranked` order; empty queries dropped."""
+    out: Run = {}
+    for qid, docs in run.items():
+        best = ranked(docs, k)
+        if best:
+            out[qid] = dict(best)
+    return out
+
+
+def from_hits(results: Mapping[str, Sequence[tuple[str, float]]]) -> Run:
+    """A searcher's ``{qid: [(docid, score), …]}`` as a :data:`Run` (``float`` scores); a document twice in one
+    query's hits is an error, as it is in a run file."""
+    run: Run = {}
+    for qid, hits in results.items():
+        docs = run.setdefault(str(qid), {})
+        for docid, score in hits:
+            if docid in docs:
+                raise SpladeError(f"the hits of query {qid} list document {docid} twice; a run lists a document "
+                                  "once per query.")
+            docs[str(docid)] = float(score)
+    return run
 
 
 def _number(text: str, where: str, what: str) -> float:
@@ -102,9 +146,12 @@ def read_run(path: str | os.PathLike) -> Run:
     return run
 
 
-def write_run(path: str | os.PathLike, results: dict[str, list[tuple[str, float]]], tag: str = "splade-pyserini") -> None:
-    """Write ``{qid: [(docid, score), …]}`` (already ranked) as a TREC run, atomically."""
+def write_run(path: str | os.PathLike, run: Run | Hits, tag: str = "splade-pyserini") -> None:
+    """Write ``run`` as a TREC run, atomically: queries in the run's order, each query's documents in
+    :func:`ranked` order. A searcher's hits (:data:`Hits`) are taken through :func:`from_hits` first."""
+    if any(not isinstance(docs, Mapping) for docs in run.values()):
+        run = from_hits(run)
     with atomic_write(path) as f:
-        for qid, hits in results.items():
-            for rank, (docid, score) in enumerate(hits, 1):
+        for qid, docs in run.items():
+            for rank, (docid, score) in enumerate(ranked(docs), 1):
                 f.write(f"{qid} Q0 {docid} {rank} {score:.6f} {tag}\n")

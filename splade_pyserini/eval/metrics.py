@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import SpladeError
-from ..runs import Qrels, Run
+from ..runs import Qrels, Run, ranked
 
 DEFAULT_METRICS = ("ndcg@10", "map", "mrr@10", "recall@100", "recall@1000")
 #: trec_eval's default relevance level (``-l 1``): grades >= 1 are relevant.
@@ -96,8 +96,9 @@ def trec_eval_args(metric: str) -> list[str]:
 
 
 def ranking(docs: dict[str, float]) -> list[str]:
-    """trec_eval's order of one query's documents: score descending, ties by docid descending (``strcmp``)."""
-    return sorted(docs, key=lambda d: (docs[d], d.encode("utf-8")), reverse=True)
+    """trec_eval's order of one query's documents: score descending, ties by docid descending (``strcmp``), the
+    package's one ranking rule (:func:`splade_pyserini.runs.ranked`)."""
+    return [d for d, _ in ranked(docs)]
 
 
 def _query_value(m: Measure, grades: list[int], num_rel: int, ideal: list[int]) -> float:
