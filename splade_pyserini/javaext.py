@@ -29,6 +29,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -44,6 +45,9 @@ from typing import Mapping, Sequence
 
 from .errors import SpladeError
 from .fileio import atomic_directory, write_json
+from .provenance import SHARD_SUFFIXES, shard_files  # the files COLLECTION reads
+
+logger = logging.getLogger(__name__)
 
 JAVA_RELEASE = 21
 #: The jar shipped with the package, beside the sources (``java/dist``): it keeps the extension on machines without
@@ -59,16 +63,13 @@ SEARCHER_CLASS = "io.anserini.search.SpladeBatchSearcher"
 COMPARE_MAIN = "io.anserini.splade.IndexCompare"
 TESTS_MAIN = "io.anserini.splade.SpladeTests"
 
-#: Files of a vectors folder that the extension's collection reads (hidden files and encoding.json are skipped).
-SHARD_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
-
 _warned: set[str] = set()
 
 
 def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
-        print(f"warning: {message}", file=sys.stderr)
+        logger.warning("%s", message)
 
 
 def java_source_dir() -> Path | None:
@@ -334,13 +335,6 @@ def _require_jar() -> Path:
     return jar
 
 
-def shard_files(vectors_dir: str | os.PathLike) -> list[Path]:
-    """The files of ``vectors_dir`` (recursively) that :data:`COLLECTION` reads."""
-    root = Path(vectors_dir)
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
-                  and p.name != "encoding.json" and p.name.endswith(SHARD_SUFFIXES))
-
-
 _STATS = re.compile(r"SPLADE_INDEX_STATS (.*)")
 
 
@@ -526,19 +520,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("command", choices=["build", "test", "path"])
     parser.add_argument("--force", action="store_true", help="build: rebuild even if the shipped jar matches")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "build":
-            print(build_shipped(force=args.force))
-        elif args.command == "path":
-            jar = extension_jar()
-            if jar is None:
-                return 2
-            print(jar)
-        else:
-            run_java_tests(quiet=False)
-    except SpladeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    from .logs import cli_logging
+
+    with cli_logging():
+        try:
+            if args.command == "build":
+                print(build_shipped(force=args.force))
+            elif args.command == "path":
+                jar = extension_jar()
+                if jar is None:
+                    return 2
+                print(jar)
+            else:
+                run_java_tests(quiet=False)
+        except SpladeError as e:
+            logger.error("%s", e)
+            return 2
     return 0
 
 if __name__ == "__main__":

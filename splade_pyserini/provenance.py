@@ -3,7 +3,8 @@
 * :func:`weights_hash`: sha256 over the model's weight files (the files the checkpoint loader reads), each file's
   digest kept for the process by (path, inode, size, mtime) so that asking again costs nothing;
 * :func:`corpus_fingerprint`: sha256 over the bytes of the corpus file(s), or over the documents of an
-  ``ir_datasets`` id as they are read.
+  ``ir_datasets`` id as they are read;
+* :func:`shard_files`: which files of a vectors folder are shards (the one rule; the Java collection's).
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ import hashlib
 import os
 import threading
 from pathlib import Path
+
+#: Names of the files a vectors collection reads (Anserini's JSON vectors, gzipped or not, and Parquet). The Java
+#: collection (``SpladeVectorCollection``) allows the same suffixes.
+SHARD_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
+#: The record of vectors folders written before ``encoding.meta``: a ``.json`` name, but never a shard.
+LEGACY_VECTORS_RECORD = "encoding.json"
 
 _digests: dict[tuple, str] = {}
 _digests_lock = threading.Lock()
@@ -70,3 +77,15 @@ def corpus_fingerprint(source: str | os.PathLike) -> str:
     for doc in read_corpus(source):
         h.update(doc.id.encode("utf-8", "surrogatepass") + b"\0" + doc.text.encode("utf-8", "surrogatepass") + b"\0")
     return h.hexdigest()
+
+
+def shard_files(folder: str | os.PathLike) -> list[Path]:
+    """The shards of a vectors folder, sorted: every file below it (subfolders too) whose name does not start with
+    ``.``, ends with one of :data:`SHARD_SUFFIXES` and is not the older record ``encoding.json``. This is what the
+    Java collection reads, so what is checked, counted or staged is what gets indexed; in a folder ``encode`` wrote
+    they are its ``vectors-NNNNN.jsonl`` / ``.parquet`` files."""
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+                  and p.name != LEGACY_VECTORS_RECORD and p.name.endswith(SHARD_SUFFIXES))

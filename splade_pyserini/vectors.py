@@ -38,22 +38,18 @@ from .corpus import Document, check_corpus, count_documents, read_corpus
 from .encoder import SparseBatch, SpladeEncoder, quantize
 from .errors import SpladeError
 from .fileio import LOCK_FILE, OWNER_FILE, claim_folder, make_dir, read_record, write_record, writer_lock
-from .provenance import corpus_fingerprint, file_sha256
+from .provenance import LEGACY_VECTORS_RECORD, corpus_fingerprint, file_sha256
+from .provenance import shard_files  # noqa: F401 (vectors.shard_files: the one rule for which files are shards)
 
 #: The vectors record (JSON). Not named *.json, *.jsonl or *.gz: Anserini's JsonCollection (and JsonVectorCollection)
 #: reads every such file of the folder as documents. Folders written before keep LEGACY_META_FILE, still read.
 META_FILE = "encoding.meta"
-LEGACY_META_FILE = "encoding.json"
+LEGACY_META_FILE = LEGACY_VECTORS_RECORD
 FORMATS = {"jsonl": ".jsonl", "parquet": ".parquet"}
 
 
 def shard_name(index: int, fmt: str = "jsonl") -> str:
     return f"vectors-{index:05d}{FORMATS[fmt]}"
-
-
-def shard_files(vectors_dir: str | os.PathLike) -> list[Path]:
-    d = Path(vectors_dir)
-    return sorted([*d.glob("vectors-*.jsonl"), *d.glob("vectors-*.parquet")])
 
 
 def read_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
@@ -79,7 +75,7 @@ def complete_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
         raise SpladeError(f"the vectors in {vectors_dir} are incomplete (encoding was interrupted); re-run the same "
                           "`splade-pyserini encode` command to finish them.")
     if "shard_records" in meta:
-        present = {p.name for p in shard_files(vectors_dir)}
+        present = {p.relative_to(vectors_dir).as_posix() for p in shard_files(vectors_dir)}
         differ = sorted(present ^ set(meta["shard_records"]))
         if differ:
             raise SpladeError(f"the shards in {vectors_dir} differ from its record ({', '.join(differ[:3])}); "
@@ -494,7 +490,7 @@ def _finish(out: Path, lock, meta: dict, rank: int, world: int, written: int, do
         records = record.get("shard_records", {})
         missing = [n for n in names if n not in records or not (out / n).is_file()]
         counted = sum(records[n]["documents"] for n in names if n in records)
-        extra = sorted({p.name for p in shard_files(out)} - set(names))
+        extra = sorted({p.relative_to(out).as_posix() for p in shard_files(out)} - set(names))
         if missing or extra or counted != documents:
             raise SpladeError(f"{out} does not add up after encoding (missing {missing[:3]}, extra {extra[:3]}, "
                               f"{counted} of {documents} documents recorded); {_start_over(out)}.")
