@@ -9,6 +9,7 @@ It only registers an import watcher. Nothing happens unless Pyserini is imported
 Any failure here is swallowed: the hook must never break another program.
 """
 
+import logging
 import sys
 from importlib.abc import MetaPathFinder
 
@@ -52,7 +53,7 @@ def _quietly(function: str, *args):
 
         getattr(pyserini_plugin, function)(*args)
     except Exception as e:  # never break the importing program
-        print(f"splade-pyserini: {function} skipped: {e}", file=sys.stderr)
+        logging.getLogger("splade_pyserini.startup").warning("splade-pyserini: %s skipped: %s", function, e)
 
 
 def install():

@@ -12,8 +12,11 @@ searches with ``fields``, RM3 or Rocchio.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 
 def prepare_java() -> None:
@@ -138,9 +141,11 @@ def patch_impact_searcher(module) -> None:
             try:
                 from .javaext import BatchSearcher, enable
 
-                if enable(quiet=True) is not None:
+                if enable() is not None:  # None: no jar, after a warning saying why
                     self._splade_batch = BatchSearcher(self.index_dir)
-            except Exception:  # the JVM started without the extension: Pyserini's own path
+            except Exception as e:  # e.g. the JVM started without the extension: Pyserini's own path, and why
+                logger.warning("searching %s through Pyserini's own path, not the Java extension's batch searcher: "
+                               "%s: %s", self.index_dir, type(e).__name__, e)
                 self._splade_batch = None
 
     def search(self, q, k: int = 10, fields=dict()):

@@ -6,14 +6,16 @@ is quantised with the index's own scale. The searcher refuses an encoder or scal
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 from typing import Sequence
 
 from .encoder import SpladeEncoder, load_encoder
 from .errors import SpladeError
 from .index import INDEX_META, read_index_meta
+
+logger = logging.getLogger(__name__)
 
 
 def check_compatible(index_dir: str | os.PathLike, encoder: SpladeEncoder) -> dict | None:
@@ -22,8 +24,8 @@ def check_compatible(index_dir: str | os.PathLike, encoder: SpladeEncoder) -> di
     meta = read_index_meta(index_dir)
     card = encoder.card
     if meta is None:
-        print(f"warning: {index_dir} has no {INDEX_META}; assuming it was built with {card.name} at scale {card.scale}.",
-              file=sys.stderr)
+        logger.warning("%s has no %s; assuming it was built with %s at scale %s.", index_dir, INDEX_META, card.name,
+                       card.scale)
         return None
     if abs(float(meta["scale"]) - float(card.scale)) > 1e-9:
         raise SpladeError(
@@ -39,8 +41,8 @@ def check_compatible(index_dir: str | os.PathLike, encoder: SpladeEncoder) -> di
                 f"was built with ({meta.get('encoder')}) or re-index."
             )
         return meta
-    print(f"warning: {index_dir} records no hash of its model's weights (built by an older splade-pyserini); "
-          "trusting its encoder name. Re-index to record it.", file=sys.stderr)
+    logger.warning("%s records no hash of its model's weights (built by an older splade-pyserini); trusting its "
+                   "encoder name. Re-index to record it.", index_dir)
     same_model = meta.get("model") == card.model or meta.get("encoder") == card.name
     if not same_model:
         raise SpladeError(

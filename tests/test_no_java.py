@@ -99,7 +99,7 @@ def test_planted_jar_in_the_cache_is_not_loaded(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
-def test_cache_folder_others_can_write_to_is_refused(tmp_path, monkeypatch, capsys):
+def test_cache_folder_others_can_write_to_is_refused(tmp_path, monkeypatch, caplog):
     cache = tmp_path / "cache"
     (cache / "java").mkdir(parents=True)
     (cache / "java").chmod(0o777)
@@ -109,7 +109,8 @@ def test_cache_folder_others_can_write_to_is_refused(tmp_path, monkeypatch, caps
                                           r".*chmod go-w") as e:
         javaext.build(root=root)
     assert "\n" not in str(e.value)
-    # What callers see: one warning line, then the stock path.
+    # What callers see: one warning (logged), then the stock path.
+    caplog.set_level("WARNING", logger="splade_pyserini")
     monkeypatch.setattr(javaext, "java_source_dir", lambda: root)
     monkeypatch.setattr(javaext, "_warned", set())
     javaext._cached_jar.cache_clear()
@@ -117,7 +118,7 @@ def test_cache_folder_others_can_write_to_is_refused(tmp_path, monkeypatch, caps
         assert javaext.extension_jar() is None
     finally:
         javaext._cached_jar.cache_clear()
-    warning = capsys.readouterr().err.strip().splitlines()
+    warning = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warning) == 1 and "refusing the Java extension cache" in warning[0] and "stock Anserini path" in warning[0]
     assert list((cache / "java").iterdir()) == []  # nothing built there
     (cache / "java").chmod(0o700)

@@ -280,7 +280,7 @@ def test_outputs_honour_the_umask(tmp_path, tiny_encoder, umask):
 
 # --- model identity -----------------------------------------------------------------------------------------------
 def test_search_checks_the_model_by_its_weights_not_its_name(tmp_path, sample_index, tiny_model, tiny_encoder,
-                                                              capsys):
+                                                              caplog):
     from safetensors.torch import load_file, save_file
 
     from splade_pyserini import SpladeSearcher, load_encoder
@@ -309,4 +309,4 @@ def test_search_checks_the_model_by_its_weights_not_its_name(tmp_path, sample_in
     (old / INDEX_META).write_text(json.dumps(meta))
     with SpladeSearcher(old, tiny_encoder) as s:
         assert s.search("why do coral reefs turn white", 3)
-    assert "records no hash of its model's weights" in capsys.readouterr().err
+    assert "records no hash of its model's weights" in caplog.text

@@ -24,13 +24,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
-import sys
 import time
 import tomllib
 from pathlib import Path
 
 from ..errors import SpladeError
+from ..logs import cli_logging
+
+logger = logging.getLogger(__name__)
 
 DEFAULTS = {
     "train_queries": 150,
@@ -249,18 +252,19 @@ def main(argv=None) -> int:
     parser.add_argument("--config", help="TOML with [experiment] and [train] tables")
     parser.add_argument("--cache-dir", help="where the warm start's corpus vectors are cached (default WORKDIR/cache)")
     args = parser.parse_args(argv)
-    config = {}
-    if args.config:
+    with cli_logging():
+        config = {}
+        if args.config:
+            try:
+                config = tomllib.loads(Path(args.config).read_text())
+            except (OSError, tomllib.TOMLDecodeError) as e:
+                logger.error("cannot read %s: %s", args.config, e)
+                return 2
         try:
-            config = tomllib.loads(Path(args.config).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            print(f"error: cannot read {args.config}: {e}", file=sys.stderr)
+            run_experiment(args.workdir, args.cranfield, args.vaswani, args.model, config, cache_dir=args.cache_dir)
+        except SpladeError as e:
+            logger.error("%s", e)
             return 2
-    try:
-        run_experiment(args.workdir, args.cranfield, args.vaswani, args.model, config, cache_dir=args.cache_dir)
-    except SpladeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     return 0
 
 

@@ -544,16 +544,19 @@ def train(cfg: TrainConfig) -> dict:
 
 def main(argv=None) -> int:
     """``python -m splade_pyserini.train.trainer --config CFG [--field value …]`` (also under ``torchrun``)."""
-    import sys
+    import logging
+
+    from ..logs import cli_logging
 
     parser = argparse.ArgumentParser(prog="splade_pyserini.train.trainer", description=__doc__.split("\n\n")[0])
     add_config_arguments(parser)
     args = parser.parse_args(argv)
-    try:
-        state = train(config_from_args(args))
-    except SpladeError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    with cli_logging():
+        try:
+            state = train(config_from_args(args))
+        except SpladeError as e:
+            logging.getLogger(__name__).error("%s", e)
+            return 2
     if int(os.environ.get("RANK", "0")) == 0:
         last = state["history"][-1] if state["history"] else {}
         print(json.dumps({"output_dir": state["config"]["output_dir"], "steps": state["step"],
