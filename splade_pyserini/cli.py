@@ -12,11 +12,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 
 from .errors import SpladeError, user_message
+from .logs import BARE, cli_logging
+
+logger = logging.getLogger(__name__)
 
 # Modules that register further subcommands with add_commands(subparsers).
 _EXTENSIONS = ("splade_pyserini.eval.cli", "splade_pyserini.bench.cli", "splade_pyserini.train.cli",
@@ -263,21 +267,23 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("SPLADE_PYSERINI_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
-    try:
-        args = build_parser().parse_args(argv)
-        if getattr(args, "batch_tokens_compat", None) and not getattr(args, "batch_tokens", None):
-            args.batch_tokens = args.batch_tokens_compat * 128
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted; re-run the same command to resume", file=sys.stderr)
-        return 130
-    except SystemExit:
-        raise
-    except BaseException as e:  # every failure, by its cause: one line (see errors.user_message)
-        if debug:
+    with cli_logging() as set_quiet:
+        try:
+            args = build_parser().parse_args(argv)
+            set_quiet(bool(getattr(args, "quiet", False)))
+            if getattr(args, "batch_tokens_compat", None) and not getattr(args, "batch_tokens", None):
+                args.batch_tokens = args.batch_tokens_compat * 128
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            logger.warning("interrupted; re-run the same command to resume", extra=BARE)
+            return 130
+        except SystemExit:
             raise
-        print(f"error: {user_message(e)}", file=sys.stderr)
-        return 2
+        except BaseException as e:  # every failure, by its cause: one line (see errors.user_message)
+            if debug:
+                raise
+            logger.error("%s", user_message(e))
+            return 2
 
 
 if __name__ == "__main__":
