@@ -97,7 +97,7 @@ def _read_state_dict(model_dir: Path) -> dict:
     return state
 
 
-def _normalise_keys(state: dict, model) -> dict:
+def _normalize_keys(state: dict, model) -> dict:
     """Map legacy names (LayerNorm gamma/beta) and strip wrapper prefixes so keys match ``model``."""
     wanted = set(model.state_dict().keys())
     out = {}
@@ -134,7 +134,7 @@ def load_masked_lm(model_dir: Path):
 
     torch.manual_seed(0)  # initialisation is overwritten (checked below); seeded so nothing ever varies run to run
     model = AutoModelForMaskedLM.from_config(config, attn_implementation="sdpa")
-    state = _normalise_keys(_read_state_dict(model_dir), model)
+    state = _normalize_keys(_read_state_dict(model_dir), model)
     result = model.load_state_dict(state, strict=False)
     model.tie_weights()
 

@@ -30,7 +30,7 @@ import numpy as np
 __all__ = ["VectorSet", "as_vector_set", "load_vectors", "flops", "vector_stats", "per_query_deltas",
            "plot_weight_distribution", "plot_vector_lengths", "plot_flops", "plot_overview", "plot_per_query_delta"]
 
-_BLUE, _ORANGE, _GREEN, _RED, _GREY = "#4c78a8", "#e8a33d", "#54a24b", "#e45756", "#9d9d9d"
+_BLUE, _ORANGE, _GREEN, _RED, _GRAY = "#4c78a8", "#e8a33d", "#54a24b", "#e45756", "#9d9d9d"
 
 
 class VectorSet:
@@ -261,7 +261,7 @@ def plot_per_query_delta(baseline: Mapping[str, float], other: Mapping[str, floa
     deltas = per_query_deltas(baseline, other)
     ax = _axes(ax, figsize=(min(14, max(6, 0.12 * len(deltas) + 3)), 3.8))
     values = np.array([d for _, d in deltas])
-    colors = [_GREEN if d > tol else _RED if d < -tol else _GREY for d in values]
+    colors = [_GREEN if d > tol else _RED if d < -tol else _GRAY for d in values]
     x = np.arange(len(values))
     ax.bar(x, values, color=colors, width=0.85)
     ax.axhline(0, color="black", linewidth=0.8)

@@ -111,7 +111,7 @@ class ShardFormatter:
         self.scale = scale
         self.with_contents = with_contents
 
-    def quantised(self, batch: SparseBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def quantized(self, batch: SparseBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(offsets, term ids, integer weights) with the zero weights dropped."""
         q = quantize(batch.weights, self.scale)
         keep = q != 0
@@ -127,7 +127,7 @@ class ShardFormatter:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        offsets, terms, weights = self.quantised(batch)
+        offsets, terms, weights = self.quantized(batch)
         pairs = pc.binary_join_element_wise(pc.take(self.token_json, pa.array(terms)),
                                             pc.cast(pa.array(weights), pa.string()), "")
         vectors = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pairs), ", ")
@@ -143,7 +143,7 @@ class ShardFormatter:
     def table(self, docs: list[Document], batch: SparseBatch):
         import pyarrow as pa
 
-        offsets, terms, weights = self.quantised(batch)
+        offsets, terms, weights = self.quantized(batch)
         offs = pa.array(offsets, pa.int32())
         columns = {
             "id": pa.array([d.id for d in docs], pa.string()),

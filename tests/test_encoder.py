@@ -100,7 +100,7 @@ def test_lexical_and_doc_variants(tiny_model):
     assert doc.encode_documents([query])[0].keys() == full.encode_documents([query])[0].keys()
 
 
-def test_quantisation_rounds_half_away_from_zero():
+def test_quantization_rounds_half_away_from_zero():
     from splade_pyserini.encoder import quantize
 
     assert quantize(np.array([0.5, 1.5, 2.5, 0.49, -0.5, 0.0]), 1.0).tolist() == [1, 2, 3, 0, -1, 0]

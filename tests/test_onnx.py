@@ -145,7 +145,7 @@ def test_variant_rules_are_in_the_graph(variant, tiny_model, queries, tmp_path):
         assert {v for w in got for v in w.values()} == {51}  # binary bag of words: round(1 × 51.2)
 
 
-def test_export_refuses_what_the_java_side_cannot_tokenise(tiny_encoder):
+def test_export_refuses_what_the_java_side_cannot_tokenize(tiny_encoder):
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 

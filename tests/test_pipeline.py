@@ -16,7 +16,7 @@ from splade_pyserini.runs import read_qrels, read_run
 from splade_pyserini.vectors import read_encoding_meta
 
 
-def test_vector_files_hold_the_quantised_encoder_output(cranfield_pipeline, tiny_encoder):
+def test_vector_files_hold_the_quantized_encoder_output(cranfield_pipeline, tiny_encoder):
     vectors = cranfield_pipeline["vectors"]
     meta = read_encoding_meta(vectors)
     assert meta["complete"] and meta["documents"] == 1400 and meta["scale"] == 51.2 and meta["max_length"] == 512

@@ -262,7 +262,7 @@ def test_quickstart_and_regression_work_folders_refuse_a_users_folder(tmp_path):
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
-def test_outputs_honour_the_umask(tmp_path, tiny_encoder, umask):
+def test_outputs_honor_the_umask(tmp_path, tiny_encoder, umask):
     from splade_pyserini.index import build_index
     from splade_pyserini.vectors import encode_corpus
 

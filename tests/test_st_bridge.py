@@ -166,7 +166,7 @@ def test_unrepresentable_folder_is_refused_in_one_line(st_folders, name, words, 
     assert not (folder.parent / f"out-{name}").exists()
 
 
-def _quantised_scores(query: np.ndarray, docs: np.ndarray, scale: float = 51.2) -> np.ndarray:
+def _quantized_scores(query: np.ndarray, docs: np.ndarray, scale: float = 51.2) -> np.ndarray:
     from splade_pyserini.encoder import quantize
 
     return quantize(docs, scale) @ quantize(query, scale)
@@ -209,7 +209,7 @@ def test_st_folder_as_encoder_for_encode_index_search_and_the_pyserini_plugin(st
     q = st.encode_query(list(queries.values()), convert_to_tensor=True).to_dense().numpy()
     ids = [x.id for x in docs]
     for i, qid in enumerate(queries):
-        expected = _quantised_scores(q[i], d)
+        expected = _quantized_scores(q[i], d)
         got = {r[2]: float(r[4]) for r in run if r[0] == qid}
         assert len(got) == min(20, int((expected > 0).sum())) > 0  # documents sharing no term are not hits
         assert {doc: expected[ids.index(doc)] for doc in got} == got  # every hit's score

@@ -22,7 +22,7 @@ README = "README.md"
 TAGS = ("sentence-transformers", "sparse-encoder", "sparse", "splade", "learned-sparse-retrieval", "splade-pyserini",
         "pyserini", "anserini")
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_LICENCES = (("Apache License", "apache-2.0"), ("MIT License", "mit"),
+_LICENSES = (("Apache License", "apache-2.0"), ("MIT License", "mit"),
              ("Creative Commons Attribution-NonCommercial-ShareAlike 4.0", "cc-by-nc-sa-4.0"))
 
 
@@ -30,7 +30,7 @@ def _yaml(value) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string or number is a YAML scalar
 
 
-def base_licence(model_dir: str | os.PathLike | None) -> str:
+def base_license(model_dir: str | os.PathLike | None) -> str:
     """The warm start's licence: its own card's ``license:`` or its LICENSE file; ``other`` when unknown."""
     if not model_dir:
         return "other"
@@ -43,10 +43,13 @@ def base_licence(model_dir: str | os.PathLike | None) -> str:
     for name in ("LICENSE", "LICENSE.txt", "LICENSE.md"):
         if (path / name).is_file():
             head = (path / name).read_text(errors="replace")[:2000]
-            for marker, licence in _LICENCES:
+            for marker, license_id in _LICENSES:
                 if marker in head:
-                    return licence
+                    return license_id
     return "other"
+
+
+base_licence = base_license  # deprecated: the British spelling of base_license
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
@@ -80,7 +83,7 @@ def model_card(card, state: dict, metrics: dict | None = None) -> str:
     if base:
         front.append(f"base_model: {_yaml(base)}")
     front += ["library_name: sentence-transformers", "pipeline_tag: feature-extraction",
-              f"license: {_yaml(base_licence(init.get('model_dir')))}", "tags:"]
+              f"license: {_yaml(base_license(init.get('model_dir')))}", "tags:"]
     front += [f"- {_yaml(t)}" for t in TAGS] + ["---", ""]
     hist = state.get("history", [])
     first, last = (hist[0], hist[-1]) if hist else ({}, {})

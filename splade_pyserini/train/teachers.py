@@ -122,7 +122,7 @@ def ensemble_with_info(runs: Sequence[Run], rescore_to=None, missing: str = "min
             else:
                 scores[d] = sum(vals) / len(vals)
         out[q] = scores
-    info = {"teachers": len(runs), "normalisation": "min-max per query per teacher, (s-min)/max(max-min,1e-9)",
+    info = {"teachers": len(runs), "normalization": "min-max per query per teacher, (s-min)/max(max-min,1e-9)",
             "missing": missing, "rescored": rescore_to is not None}
     if rescore_to is not None:
         out, a, b = rescore(out, rescore_to)
