@@ -23,7 +23,7 @@ from .logs import BARE, cli_logging
 logger = logging.getLogger(__name__)
 
 # Modules that register further subcommands with add_commands(subparsers).
-_EXTENSIONS = ("splade_pyserini.eval.cli", "splade_pyserini.bench.cli", "splade_pyserini.train.cli",
+_EXTENSIONS = ("splade_pyserini.eval.cli", "splade_pyserini.retrieve.cli", "splade_pyserini.bench.cli", "splade_pyserini.train.cli",
                "splade_pyserini.regression", "splade_pyserini.onnx_export")
 
 
@@ -52,6 +52,50 @@ def _number(kind, minimum: float, strict: bool):
 positive_int = _number(int, 0, strict=True)
 positive_float = _number(float, 0.0, strict=True)
 non_negative_float = _number(float, 0.0, strict=False)
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling of an option, hidden from ``--help``: it still works, with a warning naming the new one."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        self.new = new
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        logger.warning("%s is deprecated; use %s", option_string, self.new)
+        if self.nargs in ("+", "*") or isinstance(self.nargs, int):
+            values = list(values)
+        setattr(namespace, self.dest, values)
+
+
+def deprecated_alias(parser, action: argparse.Action, *old: str) -> None:
+    """Keep ``old`` option names working as hidden, deprecated spellings of ``action`` (its dest, type, nargs)."""
+    parser.add_argument(*old, action=_Deprecated, new=action.option_strings[0], dest=action.dest, type=action.type,
+                        nargs=action.nargs, choices=action.choices, metavar=action.metavar)
+
+
+def add_run_argument(parser, help: str, metavar: str = "[NAME=]PATH") -> argparse.Action:
+    """``--run``, the one meaning it has in every command: input TREC runs (or score files), ``[NAME=]PATH``,
+    repeatable, several after one ``--run``; read the values with :func:`named_runs`."""
+    return parser.add_argument("--run", action="append", nargs="+", required=True, metavar=metavar, help=help)
+
+
+def named_runs(values) -> dict[str, str]:
+    """``{name: path}`` of ``--run`` values: ``NAME=PATH`` names a run, a bare path is named by its file name (with
+    ``'`` added to a repeated one). A value that is an existing file is a path even if it holds ``=``."""
+    out: dict[str, str] = {}
+    for value in (v for group in values or [] for v in (group if isinstance(group, list) else [group])):
+        name, sep, path = str(value).partition("=")
+        if not sep or Path(value).is_file() or os.sep in name:
+            name, path = os.path.basename(value), value
+            while name in out:
+                name += "'"
+        elif not name or not path:
+            raise SpladeError(f"--run {value!r}: expected PATH or NAME=PATH.")
+        elif name in out:
+            raise SpladeError(f"--run: name {name!r} given twice; give each run its own NAME=.")
+        out[name] = path
+    return out
 
 
 def _device_args(p):
@@ -94,8 +138,7 @@ def _cmd_search(args) -> int:
     read_topics(args.topics)  # a bad topic file is refused before the model loads
     _check_index(args.index)
     _check_output_file(args.output)
-    overrides = {"scale": args.scale} if args.scale is not None else {}
-    encoder = load_encoder(args.encoder, device=args.device, **overrides)
+    encoder = load_encoder(args.encoder, device=args.device)  # the query scale is the index's (see search)
     results = search_topics(args.index, encoder, args.topics, args.output, hits=args.hits, threads=args.threads,
                             batch_size=args.batch_size)
     print(f"searched {len(results)} queries; run written to {args.output}")
@@ -122,12 +165,7 @@ def _cmd_evaluate(args) -> int:
     from .runs import read_qrels, read_run
 
     qrels = read_qrels(args.qrels)
-    runs = {}
-    for path in args.run:
-        name = os.path.basename(path)
-        while name in runs:
-            name += "'"
-        runs[name] = read_run(path)
+    runs = {name: read_run(path) for name, path in named_runs(args.run).items()}
     metrics = args.metrics or list(DEFAULT_METRICS)
     scores = evaluate(qrels, runs, metrics)
     print(format_table(scores, metrics))
@@ -153,7 +191,7 @@ def _cmd_quickstart(args) -> int:
 
 
 def _cmd_bm25(args) -> int:
-    from .bm25 import bm25_search, build_bm25_index
+    from .retrieve.bm25 import bm25_search, build_bm25_index
     from .corpus import check_corpus
     from .runs import write_run
     from .topics import read_topics
@@ -226,13 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hits", type=positive_int, default=1000)
     p.add_argument("--threads", type=positive_int, default=None, help="search threads (default: one per core)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="queries encoded and searched together")
-    p.add_argument("--scale", type=positive_float, default=None, help="override the card's quantisation scale")
     _device_args(p)
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("evaluate", help="evaluate runs (trec_eval's metrics, ties included)")
     p.add_argument("--qrels", required=True, help="BEIR folder, BEIR qrels TSV or TREC qrels")
-    p.add_argument("--run", required=True, action="append", help="TREC run (repeatable)")
+    add_run_argument(p, "TREC runs, named by NAME= or else by their file name")
     p.add_argument("--metrics", nargs="+", default=None, help="metric names, computed as trec_eval does (default: ndcg@10 map mrr@10 recall@100 recall@1000)")
     p.add_argument("--json", action="store_true", help="print {run: {metric: value}} as the last line")
     p.set_defaults(func=_cmd_evaluate)
@@ -240,7 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("quickstart", help="encode, index, search and evaluate a small collection, BM25 beside SPLADE")
     p.add_argument("--encoder", default="splade-tiny")
     p.add_argument("--collection", default=None, help="BEIR folder or ir_datasets id (default: the bundled sample)")
-    p.add_argument("--workdir", default="splade-quickstart")
+    deprecated_alias(p, p.add_argument("--work-dir", dest="workdir", default="splade-quickstart",
+                                       help="folder for the vectors, indexes and runs"), "--workdir")
     _device_args(p)
     p.set_defaults(func=_cmd_quickstart)
 

@@ -61,7 +61,7 @@ def _export_ir_datasets(name: str) -> tuple[str, str, str]:
 
 def quickstart(encoder: str = "splade-tiny", collection: str | None = None, workdir: str | os.PathLike = "splade-quickstart",
                device: str = "auto", threads: int | None = None) -> dict:
-    from .bm25 import bm25_search, build_bm25_index
+    from .retrieve.bm25 import bm25_search, build_bm25_index
     from .cli import format_table
     from .encoder import load_encoder
     from .eval.metrics import evaluate

@@ -89,7 +89,7 @@ def _first_stage(docs, topics, per_query=8):
     return run
 
 
-def _pair_scores(model_dir, pairs):
+def _pair_scores(model_dir, pairs, max_length=512):
     """Scores computed one pair at a time, without padding: an independent path."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -98,7 +98,7 @@ def _pair_scores(model_dir, pairs):
     out = []
     with torch.no_grad():
         for q, d in pairs:
-            logits = model(**tok(q, d, truncation=True, max_length=512, return_tensors="pt")).logits[0]
+            logits = model(**tok(q, d, truncation=True, max_length=max_length, return_tensors="pt")).logits[0]
             out.append(float(logits[0]) if logits.numel() == 1 else float(logits[1] - logits[0]))
     return out
 
@@ -106,7 +106,7 @@ def _pair_scores(model_dir, pairs):
 # --- rerank -----------------------------------------------------------------------------------------------------------
 
 def test_rerank_scores_top_k_with_the_cross_encoder(slice_dir, cross_encoder):
-    from splade_pyserini.eval.rerank import rerank
+    from splade_pyserini.retrieve.rerank import rerank
 
     _, docs, topics = slice_dir
     run = _first_stage(docs, topics)
@@ -125,7 +125,7 @@ def test_rerank_scores_top_k_with_the_cross_encoder(slice_dir, cross_encoder):
 def test_rerank_keep_tail_and_two_label_models(slice_dir, tmp_path):
     from transformers import BertForSequenceClassification
 
-    from splade_pyserini.eval.rerank import rerank
+    from splade_pyserini.retrieve.rerank import rerank
 
     _, docs, topics = slice_dir
     torch.manual_seed(2)
@@ -142,8 +142,28 @@ def test_rerank_keep_tail_and_two_label_models(slice_dir, tmp_path):
         assert [hits[d] for d in head] == pytest.approx(expected, abs=1e-4)
 
 
+def test_teacher_and_reranker_give_a_pair_one_score(slice_dir, cross_encoder):
+    """One cross-encoder rule: a (query, document) pair scores the same as a distillation teacher as when a run is
+    re-ranked, truncation included (16 tokens: every pair is cut, the longer side first)."""
+    from splade_pyserini.retrieve.rerank import rerank
+    from splade_pyserini.runs import top_k
+    from splade_pyserini.train.teachers import CrossEncoderScorer
+
+    _, docs, topics = slice_dir
+    run = _first_stage(docs, topics)
+    reranked = rerank(run, topics, slice_dir[0], cross_encoder, k=4, batch_size=5, device="cpu", max_length=16)
+    pairs = [(q, d) for q, hits in top_k(run, 4).items() for d in hits]
+    tok = transformers.AutoTokenizer.from_pretrained(str(cross_encoder))
+    assert all(len(tok(topics[q], docs[d])["input_ids"]) > 16 for q, d in pairs)  # truncation matters
+    teacher = CrossEncoderScorer(cross_encoder, device="cpu", batch_size=5, max_length=16)
+    taught = teacher.score(pairs, topics, docs)
+    assert taught == [reranked[q][d] for q, d in pairs]
+    # and both are the model's score of the pair truncated to 16 tokens, scored alone
+    assert taught == pytest.approx(_pair_scores(cross_encoder, [(topics[q], docs[d]) for q, d in pairs], 16), abs=1e-4)
+
+
 def test_rerank_errors(slice_dir, cross_encoder, tmp_path):
-    from splade_pyserini.eval.rerank import rerank
+    from splade_pyserini.retrieve.rerank import rerank
 
     _, docs, topics = slice_dir
     run = _first_stage(docs, topics)
@@ -177,7 +197,7 @@ def _embed(model_dir, texts, pooling, normalize):
 
 @pytest.mark.parametrize("pooling,normalize", [("cls", False), ("mean", True)])
 def test_dense_search_is_exact_inner_product_search(slice_dir, bi_encoder, pooling, normalize):
-    from splade_pyserini.eval.dense import dense_search
+    from splade_pyserini.retrieve.dense import dense_search
 
     folder, docs, topics = slice_dir
     run = dense_search(folder, topics, bi_encoder, k=10, pooling=pooling, normalize=normalize, batch_size=16,
@@ -200,7 +220,7 @@ def test_dense_search_is_exact_inner_product_search(slice_dir, bi_encoder, pooli
 
 
 def test_dense_search_follows_a_sentence_transformers_folder(slice_dir, bi_encoder, tmp_path):
-    from splade_pyserini.eval.dense import dense_search
+    from splade_pyserini.retrieve.dense import dense_search
 
     folder, _, topics = slice_dir
     st = tmp_path / "st"
@@ -228,7 +248,7 @@ def test_dense_search_follows_a_sentence_transformers_folder(slice_dir, bi_encod
 
 
 def test_fuse_rrf_matches_the_formula():
-    from splade_pyserini.eval.dense import fuse
+    from splade_pyserini.retrieve.fusion import fuse
 
     sparse = {"q1": {"a": 9.0, "b": 5.0, "c": 1.0}, "q2": {"x": 2.0}}
     dense = {"q1": {"c": 0.9, "a": 0.8, "d": 0.1}, "q3": {"y": 0.5}}
@@ -250,7 +270,7 @@ def test_fuse_rrf_matches_the_formula():
 # --- command line -----------------------------------------------------------------------------------------------------
 
 def _cli(argv):
-    from splade_pyserini.eval.cli import add_commands
+    from splade_pyserini.retrieve.cli import add_commands
 
     parser = argparse.ArgumentParser(prog="splade-pyserini")
     add_commands(parser.add_subparsers(dest="command", required=True))
@@ -263,7 +283,7 @@ def test_rerank_dense_fuse_commands(slice_dir, cross_encoder, bi_encoder, tmp_pa
 
     folder, docs, topics = slice_dir
     first = tmp_path / "first.trec"
-    write_run(first, {q: sorted(h.items(), key=lambda x: -x[1]) for q, h in _first_stage(docs, topics).items()})
+    write_run(first, _first_stage(docs, topics))
     out = tmp_path / "reranked.trec"
     assert _cli(["rerank", "--run", str(first), "--topics", str(folder), "--corpus", str(folder),
                  "--model", str(cross_encoder), "--output", str(out), "--k", "4", "--device", "cpu"]) == 0

@@ -37,7 +37,7 @@ def suite_inputs(tmp_path_factory):
     """Cranfield split into two query sets (odd and even query ids), with qrels and three systems' runs."""
     if not (CRANFIELD / "corpus.jsonl").is_file():
         pytest.skip(f"shared Cranfield collection not found at {CRANFIELD}")
-    from splade_pyserini.runs import read_qrels, write_run
+    from splade_pyserini.runs import ranked, read_qrels, write_run
 
     root = tmp_path_factory.mktemp("suite")
     docs = {}
@@ -64,7 +64,7 @@ def suite_inputs(tmp_path_factory):
             results = {}
             for q in qids:
                 scores = _bm25(docs, lengths, df, n, avgdl, postings, queries[q], k1, b)
-                results[q] = sorted(scores.items(), key=lambda x: (-x[1], x[0]))[:100]
+                results[q] = dict(ranked(scores, 100))
             path = root / f"{system}.{part}.trec"
             write_run(path, results, tag=system)
             runs[system][part] = path

@@ -82,7 +82,7 @@ def test_two_tied_documents_rank_by_docid_descending_as_trec_eval(tmp_path):
 # --- real runs ------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bm25_runs(cranfield, tmp_path_factory):
-    from splade_pyserini.bm25 import bm25_search, build_bm25_index
+    from splade_pyserini.retrieve.bm25 import bm25_search, build_bm25_index
     from splade_pyserini.topics import read_topics
 
     work = tmp_path_factory.mktemp("bm25")

@@ -4,11 +4,12 @@
 * :mod:`.judged` — nDCG*: judged-only rankings (``trec_eval -J``) and the paper's rule;
 * :mod:`.significance` — paired Student t / randomisation tests, Holm and Bonferroni, win/tie/loss tables;
 * :mod:`.meta` — RANGER random-effects meta-analysis and forest plots;
-* :mod:`.rerank` — cross-encoder re-ranking; :mod:`.dense` — dense bi-encoder baseline (faiss) and fusion;
 * :mod:`.suite` — every system on every collection, ending with the meta-analysis;
 * :mod:`.cli` — ``add_commands(subparsers)`` for the command line.
 
-Only the light modules are imported here; ``rerank``, ``dense`` and ``suite`` load on use (torch, faiss).
+Run producers (BM25, dense, re-ranking, fusion) are :mod:`splade_pyserini.retrieve`'s. This package may import
+the package's base modules (``errors``, ``fileio``, ``runs``, ``plots``), numpy, scipy and matplotlib; not
+``retrieve`` or ``train``. Only the light modules are imported here; ``suite`` loads on use.
 """
 
 from .judged import has_negative_judgments, judged_only, ndcg_star

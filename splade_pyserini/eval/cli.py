@@ -1,5 +1,5 @@
-"""Command-line front ends of the evaluation tools: ``compare``, ``meta``, ``rerank``, ``dense``, ``fuse`` and
-``evaluate-suite``.
+"""Command-line front ends of the evaluation tools: ``compare``, ``meta`` and ``evaluate-suite`` (the run
+producers ``rerank``, ``dense`` and ``fuse`` are :mod:`splade_pyserini.retrieve.cli`'s).
 
 :func:`add_commands` registers them on an ``argparse`` sub-parsers object; each sub-parser gets
 ``set_defaults(func=handler)``, where ``handler(args) -> int`` returns the exit code and raises
@@ -17,19 +17,6 @@
     RANGER meta-analysis of the treatment against the control over the query sets (one qrels and one run of
     each system per set, matched by SET name); writes the forest plot and prints the table.
 
-``rerank --run PATH --topics T --corpus C --model DIR --output PATH [--k 50] [--batch-size 32]
-[--device auto] [--max-length 512] [--keep-tail] [--tag TAG]``
-    Cross-encoder re-ranking of each query's top k.
-
-``dense --corpus C --topics T --model DIR --output PATH [--k 1000] [--pooling cls|mean]
-[--normalize|--no-normalize] [--batch-size 32] [--device auto] [--max-length N] [--query-prefix S]
-[--doc-prefix S] [--tag TAG]``
-    Dense bi-encoder retrieval (faiss flat inner product).
-
-``fuse --run PATH PATH [PATH …] --output PATH [--method rrf] [--norm auto] [--rrf-k 60] [--weights W …]
-[--k 1000] [--tag TAG]``
-    Hybrid runs (e.g. SPLADE + dense) through ranx fusion.
-
 ``evaluate-suite --collections [NAME=]QRELS … --runs SYSTEM=PATTERN … --baseline SYSTEM --treatment SYSTEM
 --out-dir DIR [--metric ndcg@10] [--effect SMD|MD] [--tests …] [--corrections …] [--permutations N]
 [--seed S] [--alpha A] [--clip-tau2] [--no-plot]``
@@ -42,11 +29,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from ..errors import SpladeError
 from ..fileio import atomic_write
+
+logger = logging.getLogger(__name__)
 
 
 def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
@@ -72,16 +62,9 @@ def _emit(text: str, output: str | None) -> None:
     if output:
         with atomic_write(output) as f:
             f.write(text)
-        print(f"wrote {output}", file=sys.stderr)
+        logger.info("wrote %s", output)
     else:
         sys.stdout.write(text)
-
-
-def _write_ranked(path: str, run: dict[str, dict[str, float]], tag: str) -> None:
-    from ..runs import write_run
-
-    ranked = {q: sorted(docs.items(), key=lambda x: (-x[1], x[0])) for q, docs in run.items()}
-    write_run(path, ranked, tag=tag)
 
 
 # --- handlers -----------------------------------------------------------------------------------------------------
@@ -125,58 +108,8 @@ def cmd_meta(args) -> int:
     result = meta_analysis(t_scores, c_scores, effect=args.effect, alpha=args.alpha, clip_tau2=args.clip_tau2,
                            treatment_name=args.treatment, control_name=args.control, metric=args.metric)
     forest_plot(result, args.plot)
-    print(f"wrote {args.plot}", file=sys.stderr)
+    logger.info("wrote %s", args.plot)
     _emit(result.render(args.format), args.output)
-    return 0
-
-
-def cmd_rerank(args) -> int:
-    from ..runs import read_run
-    from ..topics import read_topics
-    from .rerank import rerank
-
-    run = read_run(args.run)
-    if not run:
-        raise SpladeError(f"run {args.run} holds no results.")
-    topics = read_topics(args.topics, judged_only=False)
-    out = rerank(run, topics, args.corpus, args.model, k=args.k, batch_size=args.batch_size, device=args.device,
-                 max_length=args.max_length, keep_tail=args.keep_tail, progress=True)
-    _write_ranked(args.output, out, args.tag)
-    print(f"re-ranked {len(out)} queries; wrote {args.output}", file=sys.stderr)
-    return 0
-
-
-def cmd_dense(args) -> int:
-    from ..topics import read_topics
-    from .dense import dense_search
-
-    topics = read_topics(args.topics)
-    run = dense_search(args.corpus, topics, args.model, k=args.k, pooling=args.pooling, normalize=args.normalize,
-                       batch_size=args.batch_size, max_length=args.max_length, device=args.device,
-                       query_prefix=args.query_prefix, doc_prefix=args.doc_prefix, progress=True)
-    _write_ranked(args.output, run, args.tag)
-    print(f"searched {len(run)} queries; wrote {args.output}", file=sys.stderr)
-    return 0
-
-
-def cmd_fuse(args) -> int:
-    from ..runs import read_run
-    from .dense import fuse
-
-    paths = _flatten(args.run)
-    if len(paths) < 2:
-        raise SpladeError("fuse needs at least two runs: --run A.trec B.trec.")
-    params: dict = {}
-    if args.method == "rrf":
-        params["k"] = args.rrf_k
-    if args.weights:
-        if len(args.weights) != len(paths):
-            raise SpladeError(f"--weights has {len(args.weights)} values for {len(paths)} runs; give one per run.")
-        params["weights"] = list(args.weights)
-    norm = None if args.norm == "none" else args.norm
-    run = fuse([read_run(p) for p in paths], method=args.method, norm=norm, params=params, k=args.k)
-    _write_ranked(args.output, run, args.tag)
-    print(f"fused {len(paths)} runs over {len(run)} queries; wrote {args.output}", file=sys.stderr)
     return 0
 
 
@@ -237,7 +170,7 @@ def cmd_evaluate_suite(args) -> int:
     sys.stdout.write(result.scores_markdown())
     if result.meta is not None:
         sys.stdout.write("\n" + result.meta.to_markdown())
-    print(f"wrote {len(result.files)} files to {args.out_dir}", file=sys.stderr)
+    logger.info("wrote %d files to %s", len(result.files), args.out_dir)
     return 0
 
 
@@ -255,7 +188,7 @@ def _add_test_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(subparsers) -> None:
-    """Register ``compare``, ``meta``, ``rerank``, ``dense``, ``fuse`` and ``evaluate-suite`` on ``subparsers``."""
+    """Register ``compare``, ``meta`` and ``evaluate-suite`` on ``subparsers``."""
     p = subparsers.add_parser("compare", help="paired significance tests of runs against a baseline",
                               description="Paired Student t and randomisation tests of each run against the "
                                           "baseline, with Holm and Bonferroni corrections and win/tie/loss counts.")
@@ -286,54 +219,6 @@ def add_commands(subparsers) -> None:
     p.add_argument("--format", choices=("md", "latex", "csv"), default="md")
     p.add_argument("--output", help="write the table here instead of stdout")
     p.set_defaults(func=cmd_meta)
-
-    p = subparsers.add_parser("rerank", help="re-rank a run's top k with a local cross-encoder",
-                              description="Re-score each query's top k with an AutoModelForSequenceClassification "
-                                          "cross-encoder read from a local folder (GPU and bf16 when available).")
-    p.add_argument("--run", required=True, help="first-stage TREC run")
-    p.add_argument("--topics", required=True, help="BEIR folder, queries.jsonl, TSV or TREC topics")
-    p.add_argument("--corpus", required=True, help="BEIR folder, JSONL or TSV corpus")
-    p.add_argument("--model", required=True, help="local cross-encoder folder")
-    p.add_argument("--output", required=True, help="TREC run to write")
-    p.add_argument("--k", type=int, default=50, help="documents re-ranked per query (50)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--max-length", type=int, default=512)
-    p.add_argument("--keep-tail", action="store_true", help="keep the documents below rank k after the re-ranked ones")
-    p.add_argument("--tag", default="rerank")
-    p.set_defaults(func=cmd_rerank)
-
-    p = subparsers.add_parser("dense", help="dense bi-encoder retrieval baseline (faiss flat inner product)",
-                              description="Encode corpus and topics with a local Hugging Face or sentence-"
-                                          "transformers encoder and search exactly by inner product.")
-    p.add_argument("--corpus", required=True)
-    p.add_argument("--topics", required=True)
-    p.add_argument("--model", required=True, help="local encoder folder")
-    p.add_argument("--output", required=True, help="TREC run to write")
-    p.add_argument("--k", type=int, default=1000)
-    p.add_argument("--pooling", choices=("cls", "mean"), help="default: the folder's sentence-transformers "
-                                                              "pooling, else cls")
-    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
-                   help="L2-normalise embeddings (default: as the sentence-transformers folder says, else no)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, help="default: the folder's max_seq_length, else 512")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--query-prefix", help="text put before each query (default: the folder's query prompt)")
-    p.add_argument("--doc-prefix", help="text put before each document (default: the folder's document prompt)")
-    p.add_argument("--tag", default="dense")
-    p.set_defaults(func=cmd_dense)
-
-    p = subparsers.add_parser("fuse", help="fuse runs (hybrid sparse + dense) with ranx",
-                              description="Fuse two or more TREC runs with a ranx fusion method.")
-    p.add_argument("--run", action="append", nargs="+", required=True, metavar="PATH")
-    p.add_argument("--output", required=True)
-    p.add_argument("--method", default="rrf", help="ranx fusion method: rrf, wsum, sum, mnz, max, isr, … (rrf)")
-    p.add_argument("--norm", default="auto", help="score normalisation: auto, none, min-max, max, sum, zmuv, rank")
-    p.add_argument("--rrf-k", type=int, default=60, help="the k of reciprocal rank fusion (60)")
-    p.add_argument("--weights", type=float, nargs="+", help="one weight per run (wsum, w_bordafuse, …)")
-    p.add_argument("--k", type=int, default=1000, help="results kept per query (1000)")
-    p.add_argument("--tag", default="fused")
-    p.set_defaults(func=cmd_fuse)
 
     p = subparsers.add_parser("evaluate-suite", help="evaluate systems over collections: tables, tests, meta-analysis",
                               description="Evaluate every system on every collection; write score tables, "

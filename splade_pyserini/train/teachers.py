@@ -16,8 +16,10 @@ none). ``a = std_ref / std_ens`` (1 when the ensemble is constant), ``b = mean_r
 
 Scorers (each gives one raw score per (query, candidate) pair, or none):
 
-* :class:`CrossEncoderScorer` — a Hugging Face ``AutoModelForSequenceClassification`` over ``(query, document)``
-  pairs, batched, on the GPU when there is one; a 1-logit head gives its logit, a 2-logit head ``l1 - l0``;
+* :class:`CrossEncoderScorer` — a local Hugging Face ``AutoModelForSequenceClassification`` folder over
+  ``(query, document)`` pairs, scored (and truncated) by the re-ranker's own
+  :class:`~splade_pyserini.retrieve.crossencoder.CrossEncoder`; a 1-logit head gives its logit, a 2-logit head
+  ``l1 - l0``;
 * :class:`SpladeScorer` — dot products of SPLADE vectors (unquantised) from :func:`..encoder.load_encoder`;
 * :class:`RunScorer` — scores read from a TREC run or a score file; pairs it lacks stay unscored.
 
@@ -229,49 +231,19 @@ class SpladeScorer:
 
 
 class CrossEncoderScorer:
-    """A Hugging Face sequence-classification cross-encoder over (query, document) pairs."""
+    """A local cross-encoder folder over (query, document) pairs: the re-ranker's scorer
+    (:class:`splade_pyserini.retrieve.crossencoder.CrossEncoder`), so a pair gets the same score as a teacher as
+    it gets when a run is re-ranked."""
 
-    def __init__(self, model: str, device: str = "auto", batch_size: int = 32, max_length: int = 512,
-                 precision: str = "auto", name: str | None = None):
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    def __init__(self, model: str | os.PathLike, device: str = "auto", batch_size: int = 32, max_length: int = 512,
+                 name: str | None = None):
+        from ..retrieve.crossencoder import CrossEncoder
 
         self.name = name or f"cross-encoder:{model}"
-        if device in (None, "auto"):
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = device
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(model)
-            self.model = AutoModelForSequenceClassification.from_pretrained(model)
-        except Exception as e:
-            raise SpladeError(f"cannot load cross-encoder {model} ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
-                              "pass a local directory or a cached Hugging Face id.") from None
-        if precision == "auto":
-            precision = "bf16" if device.startswith("cuda") else "fp32"
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        self.model = self.model.to(device, dtype=dtype).eval()
-        self.batch_size = batch_size
-        self.max_length = max_length
-        if self.model.config.num_labels not in (1, 2):
-            raise SpladeError(f"cross-encoder {model} has {self.model.config.num_labels} labels; expected 1 or 2.")
+        self.encoder = CrossEncoder(model, device=device, batch_size=batch_size, max_length=max_length)
 
     def score(self, pairs, queries, docs) -> list[float]:
-        import torch
-
-        # Length-sorted batches waste less padding; results go back in input order.
-        order = sorted(range(len(pairs)), key=lambda i: len(docs[pairs[i][1]]), reverse=True)
-        scores = [0.0] * len(pairs)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            enc = self.tokenizer([queries[pairs[i][0]] for i in idx], [docs[pairs[i][1]] for i in idx],
-                                 truncation="only_second", max_length=self.max_length, padding=True, return_tensors="pt")
-            enc = {k: v.to(self.device) for k, v in enc.items()}
-            with torch.inference_mode():
-                logits = self.model(**enc).logits.float()
-            s = logits[:, 0] if logits.shape[1] == 1 else logits[:, 1] - logits[:, 0]
-            for i, v in zip(idx, s.cpu().tolist()):
-                scores[i] = v
-        return scores
+        return self.encoder.score([(queries[q], docs[d]) for q, d in pairs])
 
 
 def make_scorer(spec: str, device: str = "auto", batch_size: int = 32):

@@ -6,14 +6,15 @@ import json
 import os
 from pathlib import Path
 
-from .corpus import read_corpus
-from .errors import SpladeError
-from .fileio import atomic_directory, atomic_write, check_replaceable, work_folder
+from ..corpus import read_corpus
+from ..errors import SpladeError
+from ..fileio import atomic_directory, atomic_write, check_replaceable, work_folder
+from ..runs import Run, from_hits
 
 
 def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, threads: int = 1) -> Path:
     """A Lucene BM25 index of ``corpus`` (re-used if it is already there)."""
-    from .anserini import run_java
+    from ..anserini import run_java
 
     index_dir = Path(index_dir)
     if (index_dir / "segments.gen").exists() or any(index_dir.glob("segments_*")):
@@ -36,8 +37,9 @@ def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, th
 
 
 def bm25_search(index_dir: str | os.PathLike, queries: dict[str, str], k: int = 1000, threads: int = 1,
-                k1: float = 0.9, b: float = 0.4) -> dict[str, list[tuple[str, float]]]:
-    from .anserini import start_jvm
+                k1: float = 0.9, b: float = 0.4) -> Run:
+    """Anserini's BM25 (Lucene's, through Pyserini's ``LuceneSearcher``) top ``k`` of each query."""
+    from ..anserini import start_jvm
 
     start_jvm()
     from pyserini.search.lucene import LuceneSearcher
@@ -47,4 +49,4 @@ def bm25_search(index_dir: str | os.PathLike, queries: dict[str, str], k: int = 
     qids = list(queries)
     hits = searcher.batch_search([queries[q] for q in qids], qids, k=k, threads=threads)
     searcher.close()
-    return {q: [(h.docid, float(h.score)) for h in hits.get(q, [])] for q in qids}
+    return from_hits({q: [(h.docid, h.score) for h in hits.get(q, [])] for q in qids})

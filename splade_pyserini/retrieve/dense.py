@@ -1,4 +1,4 @@
-"""A dense bi-encoder baseline (exact inner-product search with faiss-cpu) and run fusion for hybrids.
+"""A dense bi-encoder baseline: exact inner-product search with faiss-cpu.
 
 :func:`dense_search` encodes the corpus and the topics with any local Hugging Face encoder folder (``AutoModel``)
 or sentence-transformers folder, pools the last hidden states (``cls``: the first token; ``mean``: the mean over
@@ -7,16 +7,13 @@ non-padding tokens), optionally L2-normalises them (cosine similarity), and sear
 the maximum sequence length and the ``query``/``document`` prompts default to what its ``modules.json``,
 ``1_Pooling/config.json``, ``sentence_bert_config.json`` and ``config_sentence_transformers.json`` say; explicit
 arguments win. Documents are read in chunks, sorted by length within a chunk, and encoded in batches (bf16 on
-a GPU).
-
-:func:`fuse` combines runs through ranx's ``fuse`` (``rrf`` by default) for hybrid sparse + dense runs.
+a GPU). Hybrids of its runs with SPLADE's: :mod:`.fusion`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 from ..corpus import read_corpus
@@ -199,55 +196,3 @@ def dense_search(corpus_source, topics: dict[str, str], model_dir: str | os.Path
     for qi, qid in enumerate(qids):
         run[qid] = {doc_ids[r]: float(s) for s, r in zip(scores[qi], rows[qi]) if r >= 0}
     return run
-
-
-_MISSING = "__splade_pyserini_missing__"
-
-
-_RANK_BASED = {"rrf", "isr", "log_isr", "logn_isr"}
-
-
-def fuse(runs, method: str = "rrf", norm: str | None = "auto", params: dict | None = None,
-         k: int | None = 1000) -> Run:
-    """Fuse two or more runs (a list, or ``{name: run}``) with ranx's ``fuse``.
-
-    ``method`` is a ranx fusion name (``rrf``, ``wsum``, ``sum``, ``mnz``, ``max``, ``isr``, …); ``norm`` its score
-    normalisation (``min-max``, ``max``, ``sum``, ``zmuv``, ``rank``, ``borda`` or None); ``auto`` means none for
-    the rank-based methods (``rrf``, ``isr``, ``log_isr``, ``logn_isr``) and ``min-max`` for the others. ``params`` go to the method (``{"k": 60}`` for rrf, ``{"weights": [0.7, 0.3]}`` for wsum). A query
-    missing from some runs is fused from the runs that have it. The result keeps the top ``k`` per query.
-    """
-    from ranx import Run as RRun
-    from ranx import fuse as ranx_fuse
-
-    run_list = list(runs.values()) if isinstance(runs, dict) else list(runs)
-    if norm == "auto":
-        norm = None if method in _RANK_BASED else "min-max"
-    if len(run_list) < 2:
-        raise SpladeError("fusion needs at least two runs.")
-    qids = sorted(set().union(*(r.keys() for r in run_list)))
-    if not qids:
-        raise SpladeError("the runs to fuse hold no queries.")
-    ranx_runs = []
-    for i, run in enumerate(run_list):
-        d = {}
-        for q in qids:
-            docs = run.get(q)
-            # ranx needs the same queries in every run: a stand-in document fills a query a run lacks; it adds
-            # nothing to the real documents' fused scores and is removed below.
-            d[q] = {str(x): float(s) for x, s in docs.items()} if docs else {_MISSING: 0.0}
-        ranx_runs.append(RRun(d, name=f"run{i}"))
-    try:
-        with warnings.catch_warnings():  # ranx's rrf casts uint64 counters to int64, harmlessly
-            warnings.filterwarnings("ignore", message=".*unsafe cast.*")
-            fused = ranx_fuse(ranx_runs, norm=norm, method=method, params=params or {})
-    except (NotImplementedError, KeyError, TypeError, ValueError, AssertionError) as e:
-        raise SpladeError(f"fusion {method!r} (norm {norm!r}) failed: {type(e).__name__}: {str(e)[:160]}; "
-                          "check the method name and its params.") from None
-    out: Run = {}
-    for q, docs in fused.to_dict().items():
-        items = sorted(((d, float(s)) for d, s in docs.items() if d != _MISSING), key=lambda x: (-x[1], x[0]))
-        if k:
-            items = items[:k]
-        if items:
-            out[q] = dict(items)
-    return out

@@ -2,23 +2,22 @@
 
 The SPLADE-v3 paper re-ranks SPLADE-v3's top 50 with cross-encoders (MiniLM, DeBERTaV3). For every query the top
 ``k`` documents of the run are scored as ``(query, document text)`` pairs; the score is the single logit of a
-one-label model, or ``logit[1] - logit[0]`` of a two-label (irrelevant/relevant) model. Pairs are sorted by
-length and scored in batches, on the GPU in bf16 when one is there. The model is read from a local folder only.
+one-label model, or ``logit[1] - logit[0]`` of a two-label (irrelevant/relevant) model: the scoring (and its
+truncation) is :class:`.crossencoder.CrossEncoder`'s, the same as a distillation teacher's. The model is read from a
+local folder only.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 
 from ..corpus import read_corpus
 from ..errors import SpladeError
-from ..runs import Run
-from .hfmodels import load_model, max_length_for
+from ..runs import Run, ranked, top_k
+from .crossencoder import CrossEncoder
 
-
-def top_k(run: Run, k: int) -> dict[str, list[tuple[str, float]]]:
-    """The ``k`` best documents per query, by score descending (ties: docid ascending, a stable order)."""
-    return {q: sorted(docs.items(), key=lambda x: (-x[1], x[0]))[:k] for q, docs in run.items()}
+logger = logging.getLogger(__name__)
 
 
 def collect_texts(corpus_source, wanted: set[str]) -> dict[str, str]:
@@ -37,33 +36,6 @@ def collect_texts(corpus_source, wanted: set[str]) -> dict[str, str]:
     return texts
 
 
-def score_pairs(tokenizer, model, device, pairs: list[tuple[str, str]], batch_size: int = 32,
-                max_length: int = 512) -> list[float]:
-    """Relevance scores of ``(query, text)`` pairs, in the order given."""
-    import torch
-
-    if batch_size < 1:
-        raise SpladeError("batch size must be at least 1.")
-    num_labels = int(getattr(model.config, "num_labels", 1))
-    if num_labels not in (1, 2):
-        raise SpladeError(f"the cross-encoder has {num_labels} output labels; a re-ranker needs 1 (a score) "
-                          "or 2 (irrelevant, relevant).")
-    max_length = max_length_for(tokenizer, model, max_length)
-    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
-    scores = [0.0] * len(pairs)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            enc = tokenizer([pairs[i][0] for i in idx], [pairs[i][1] for i in idx], padding=True,
-                            truncation=True, max_length=max_length, return_tensors="pt")
-            enc = {k: v.to(device) for k, v in enc.items()}
-            logits = model(**enc).logits.float()
-            s = logits[:, 0] if num_labels == 1 else logits[:, 1] - logits[:, 0]
-            for i, v in zip(idx, s.cpu().tolist()):
-                scores[i] = float(v)
-    return scores
-
-
 def rerank(run: Run, topics: dict[str, str], corpus_source: str | os.PathLike, model_dir: str | os.PathLike,
            k: int = 50, batch_size: int = 32, device: str = "auto", max_length: int = 512,
            keep_tail: bool = False, progress: bool = False) -> Run:
@@ -80,16 +52,14 @@ def rerank(run: Run, topics: dict[str, str], corpus_source: str | os.PathLike, m
     if missing:
         raise SpladeError(f"{len(missing)} query id(s) of the run (e.g. {missing[0]}) have no text in the topics; "
                           "pass the topics the run was made from.")
-    wanted = {d for hits in heads.values() for d, _ in hits}
+    wanted = {d for docs in heads.values() for d in docs}
     texts = collect_texts(corpus_source, wanted)
-    tokenizer, model, dev = load_model(model_dir, "AutoModelForSequenceClassification", "cross-encoder", device)
-    keys = [(q, d) for q, hits in heads.items() for d, _ in hits]
+    scorer = CrossEncoder(model_dir, device, batch_size, max_length)
+    keys = [(q, d) for q, docs in heads.items() for d in docs]
     pairs = [(topics[q], texts[d]) for q, d in keys]
     if progress:
-        from tqdm import tqdm
-
-        tqdm.write(f"re-ranking {len(pairs)} pairs of {len(heads)} queries on {dev}")
-    scores = score_pairs(tokenizer, model, dev, pairs, batch_size, max_length)
+        logger.info("re-ranking %d pairs of %d queries on %s", len(pairs), len(heads), scorer.device)
+    scores = scorer.score(pairs)
     out: Run = {q: {} for q in heads}
     for (q, d), s in zip(keys, scores):
         out[q][d] = s
@@ -97,7 +67,7 @@ def rerank(run: Run, topics: dict[str, str], corpus_source: str | os.PathLike, m
         for q, docs in run.items():
             head = out.get(q, {})
             floor = min(head.values()) if head else 0.0
-            tail = top_k({q: docs}, len(docs))[q][len(head):]
+            tail = ranked(docs)[len(head):]
             for rank, (d, _) in enumerate(tail, 1):
                 head[d] = floor - rank
             out[q] = head
