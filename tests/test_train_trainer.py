@@ -24,25 +24,26 @@ pytestmark = pytest.mark.skipif(not (CRANFIELD.is_dir() and TINY.is_dir()),
 
 @pytest.fixture(scope="module")
 def data_files(tmp_path_factory):
-    """Pools from a BM25 run over the first 12 Cranfield queries, BM25 teacher scores rescored to (10, 3)."""
+    """Pools from an Anserini BM25 run over the first 12 Cranfield queries, BM25 teacher scores rescored to (10, 3)."""
     from splade_pyserini.runs import read_qrels
     from splade_pyserini.topics import read_topics
     from splade_pyserini.train.data import corpus_texts
-    from splade_pyserini.train.firststage import SimpleBM25
+    from splade_pyserini.retrieve.bm25 import bm25_search, build_bm25_index
     from splade_pyserini.train.mine import mine, write_pools
     from splade_pyserini.train.teachers import RunScorer, teach
 
     root = tmp_path_factory.mktemp("traindata")
     docs = corpus_texts(CRANFIELD)
     queries = dict(list(read_topics(CRANFIELD).items())[:12])
-    bm25 = SimpleBM25(docs)
-    run = bm25.search(queries, 100)
+    index = build_bm25_index(CRANFIELD, root / "bm25-index")
+    run = bm25_search(index, queries, 100)
     pools, meta = mine([run], read_qrels(CRANFIELD), seed=3, tiers=((4, 10), (4, 100)), qids=queries)
     write_pools(root / "pools.jsonl", pools, meta)
     pairs = [(q, d) for q, p in pools.items() for d in p.positives + p.negatives]
+    every = bm25_search(index, queries, None)  # every document matching a query term; the others score 0
     full = {}
-    for (q, d), s in zip(pairs, bm25.score_pairs(pairs, queries)):
-        full.setdefault(q, {})[d] = s
+    for q, d in pairs:
+        full.setdefault(q, {})[d] = every[q].get(d, 0.0)
     teach(pools, queries, docs, [RunScorer(full, name="bm25")], root / "scores.jsonl", rescore_to=(10.0, 3.0),
           show_progress=False)
     return root

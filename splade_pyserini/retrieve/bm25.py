@@ -1,4 +1,7 @@
-"""BM25 baseline with Anserini's defaults (k1 = 0.9, b = 0.4), for tables that put SPLADE beside BM25."""
+"""BM25 with Anserini's defaults (k1 = 0.9, b = 0.4): the package's one BM25 — the baseline of the tables that put
+SPLADE beside it, and the first stage and teacher of the training experiment (:mod:`splade_pyserini.train.experiment`).
+A Lucene index of a corpus (Anserini's ``IndexCollection``, its default English analyser) searched through Pyserini's
+``LuceneSearcher``."""
 
 from __future__ import annotations
 
@@ -36,9 +39,10 @@ def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, th
     return index_dir
 
 
-def bm25_search(index_dir: str | os.PathLike, queries: dict[str, str], k: int = 1000, threads: int = 1,
+def bm25_search(index_dir: str | os.PathLike, queries: dict[str, str], k: int | None = 1000, threads: int = 1,
                 k1: float = 0.9, b: float = 0.4) -> Run:
-    """Anserini's BM25 (Lucene's, through Pyserini's ``LuceneSearcher``) top ``k`` of each query."""
+    """Anserini's BM25 (Lucene's, through Pyserini's ``LuceneSearcher``) top ``k`` of each query; ``k=None``: every
+    document that matches a query term (a document that matches none scores 0)."""
     from ..anserini import start_jvm
 
     start_jvm()
@@ -46,6 +50,8 @@ def bm25_search(index_dir: str | os.PathLike, queries: dict[str, str], k: int = 
 
     searcher = LuceneSearcher(str(index_dir))
     searcher.set_bm25(k1, b)
+    if k is None:
+        k = max(1, searcher.num_docs)
     qids = list(queries)
     hits = searcher.batch_search([queries[q] for q in qids], qids, k=k, threads=threads)
     searcher.close()

@@ -5,12 +5,13 @@
 
 1. Split: Cranfield's judged queries in ``queries.jsonl`` file order — the first ``train_queries`` (150: ids 1–150)
    train, the last ``test_queries`` (75: ids 151–225) test. Nothing of the test queries is used before evaluation.
-2. First stage, no Java: BM25 by :class:`.firststage.SimpleBM25` (Lucene's formula, k1 0.9, b 0.4, plural
-   stemmer — not Anserini's Porter analyser) and the warm-start SPLADE by exhaustive quantised dot products
+2. First stage: Anserini's BM25 (:mod:`splade_pyserini.retrieve.bm25`, k1 0.9, b 0.4, a Lucene index of each
+   collection under ``DIR/bm25``) and the warm-start SPLADE by exhaustive quantized dot products
    (:class:`.firststage.SparseIndex`, the ranking an Anserini impact index gives), top-1000 each.
 3. Pools (:mod:`.mine`): per training query, tiers ``50:50,50:1000`` from each of the two runs, unioned; qrels
    positives (grade >= 1) excluded from the negatives.
-4. Teachers (:mod:`.teachers`): BM25 and the warm-start SPLADE score every (query, candidate) pair; min-max per
+4. Teachers (:mod:`.teachers`): BM25 (the same Anserini BM25, searched to full depth: a candidate that matches no
+   query term scores 0) and the warm-start SPLADE score every (query, candidate) pair; min-max per
    query, mean, then rescored (default: to the mean/std of the SPLADE teacher's raw scores, the student's scale).
    Cross-encoders are not used because none is available offline here.
 5. Training (:mod:`.trainer`) from the warm start with the config's ``[train]`` table.
@@ -108,7 +109,8 @@ def run_experiment(workdir, cranfield, vaswani, model, config: dict | None = Non
     from ..runs import read_qrels, write_run
     from ..topics import read_topics
     from .data import corpus_texts
-    from .firststage import SimpleBM25, SparseIndex
+    from ..retrieve.bm25 import bm25_search, build_bm25_index
+    from .firststage import SparseIndex
     from .mine import mine, parse_tiers, write_pools
     from .model_card import write_model_card
     from .teachers import teach
@@ -142,10 +144,11 @@ def run_experiment(workdir, cranfield, vaswani, model, config: dict | None = Non
         f"{len(test_q)} test queries (ids {next(iter(test_q))}..{list(test_q)[-1]}); Vaswani: {len(vas_docs)} docs, "
         f"{len(vas_queries)} queries")
     depth = int(exp["depth"])
-    bm25_cran = SimpleBM25(cran_docs)
-    bm25_vas = SimpleBM25(vas_docs)
-    runs = {"cranfield": {"BM25 (simple)": bm25_cran.search(cran_queries, depth)},
-            "vaswani": {"BM25 (simple)": bm25_vas.search(vas_queries, depth)}}
+    threads = max(1, int(exp["threads"]) or os.cpu_count() or 1)
+    bm25_cran = build_bm25_index(cranfield, workdir / "bm25" / "cranfield", threads=threads)
+    bm25_vas = build_bm25_index(vaswani, workdir / "bm25" / "vaswani", threads=threads)
+    runs = {"cranfield": {"BM25": bm25_search(bm25_cran, cran_queries, depth, threads)},
+            "vaswani": {"BM25": bm25_search(bm25_vas, vas_queries, depth, threads)}}
     phase("load+bm25", t0)
 
     t0 = time.perf_counter()
@@ -156,12 +159,14 @@ def run_experiment(workdir, cranfield, vaswani, model, config: dict | None = Non
     phase("encode cranfield (before)", t0)
 
     t0 = time.perf_counter()
-    pools, meta = mine([runs["cranfield"]["BM25 (simple)"], runs["cranfield"]["before"]], train_qrels,
+    pools, meta = mine([runs["cranfield"]["BM25"], runs["cranfield"]["before"]], train_qrels,
                        seed=int(exp["mine_seed"]), tiers=parse_tiers(exp["tiers"]), qids=train_q)
-    meta["runs"] = ["BM25 (simple)", "warm-start SPLADE"]
+    meta["runs"] = ["BM25", "warm-start SPLADE"]
     write_pools(workdir / "pools.jsonl", pools, meta)
     float_index = SparseIndex(before, quantized=False, batch=cran_before.batch, ids=cran_before.ids)
-    scorers = [_PairScorer("bm25-simple", bm25_cran.score_pairs), _PairScorer("splade-warm-start", float_index.score_pairs)]
+    bm25_full = bm25_search(bm25_cran, train_q, None, threads)  # every matching document: the others score 0
+    scorers = [_PairScorer("bm25", lambda pairs, _: [bm25_full.get(q, {}).get(d, 0.0) for q, d in pairs]),
+               _PairScorer("splade-warm-start", float_index.score_pairs)]
     teach(pools, cran_queries, cran_docs, scorers, workdir / "scores.jsonl", rescore_to=exp["rescore_to"],
           show_progress=False)
     log(f"  pools: {meta['queries']} queries, {meta['negatives_mean']:.1f} negatives on average")
@@ -197,8 +202,7 @@ def run_experiment(workdir, cranfield, vaswani, model, config: dict | None = Non
     for coll, rs in runs.items():
         for name, run in rs.items():
             slug = name.split(" ")[0].lower()
-            write_run(workdir / "runs" / f"{coll}-{slug}.trec", {q: sorted(d.items(), key=lambda x: -x[1]) for q, d in run.items()},
-                      tag=f"{coll}-{slug}")
+            write_run(workdir / "runs" / f"{coll}-{slug}.trec", run, tag=f"{coll}-{slug}")
     density = {
         "cranfield_doc_terms_before": float(len(cran_before.batch.terms) / len(cran_before.ids)),
         "cranfield_doc_terms_after": float(len(cran_after.batch.terms) / len(cran_after.ids)),

@@ -1,115 +1,33 @@
-"""Small in-memory first-stage retrieval for training data and experiments (no Java, no index).
+"""Exhaustive SPLADE search in memory, for training data and experiments (no index).
 
-* :class:`SimpleBM25` — Lucene's BM25 (``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``,
-  ``tf / (tf + k1 (1 - b + b dl / avgdl))``, k1 0.9, b 0.4 as Pyserini's defaults) over a simple analyser:
-  lower-case ``[a-z0-9]+`` words, Lucene's 33 English stop words removed, and a plural "S-stemmer"
-  (Harman 1991: ``-ies → -y``, ``-es → -e``, ``-s →`` with its exceptions) instead of Lucene's Porter stemmer.
-  Scores are therefore close to, not equal to, Anserini's BM25. A query term counted twice counts twice, as
-  Lucene's query parser adds one clause per occurrence.
-* :class:`SparseIndex` — SPLADE vectors of a corpus in a SciPy CSR matrix, searched by exhaustive sparse dot
-  products. Weights are quantised as the Anserini impact index stores them (``round(w * scale)``, the card's
-  scale), queries too, so the ranking is the one impact search gives — up to ties.
-
-Both suit collections of up to some tens of thousands of documents (Cranfield, Vaswani); use the Anserini pipeline
-beyond that.
+:class:`SparseIndex` holds the SPLADE vectors of a corpus in a SciPy CSR matrix and searches them by exhaustive
+sparse dot products. Weights are quantized as the Anserini impact index stores them (``round(w * scale)``, the
+card's scale), queries too, so the ranking is the one impact search gives, ties ranked by
+:func:`splade_pyserini.runs.ranked`. It suits collections of up to some tens of thousands of documents (Cranfield,
+Vaswani); use the Anserini pipeline beyond that. BM25 is Anserini's (:mod:`splade_pyserini.retrieve.bm25`).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..runs import Run
-
-LUCENE_STOPWORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their then there these they "
-    "this to was will with".split()
-)
-_WORD = re.compile(r"[a-z0-9]+")
+from ..runs import Run, ranked
 
 
-def s_stem(word: str) -> str:
-    """Harman's S-stemmer."""
-    if len(word) > 3 and word.endswith("ies") and not word.endswith(("eies", "aies")):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("es") and not word.endswith(("aes", "ees", "oes")):
-        return word[:-1]
-    if len(word) > 2 and word.endswith("s") and not word.endswith(("us", "ss")):
-        return word[:-1]
-    return word
-
-
-def analyse(text: str) -> list[str]:
-    return [s_stem(w) for w in _WORD.findall(text.lower()) if w not in LUCENE_STOPWORDS]
-
-
-def top_k(scores: np.ndarray, ids: Sequence[str], k: int) -> list[tuple[str, float]]:
-    """Best ``k`` of a score row, descending; ties by id; zero scores (no match) left out."""
+def row_top_k(scores: np.ndarray, ids: Sequence[str], k: int) -> dict[str, float]:
+    """Best ``k`` of a score row in :func:`~splade_pyserini.runs.ranked` order; zero scores (no match) left out.
+    Every document tied with the ``k``-th is a candidate, so the tie rule, not ``argpartition``, picks among them."""
     k = min(k, len(scores))
     if k <= 0:
-        return []
-    idx = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-    hits = [(ids[i], float(scores[i])) for i in idx if scores[i] > 0]
-    hits.sort(key=lambda h: (-h[1], h[0]))
-    return hits
-
-
-class SimpleBM25:
-    def __init__(self, docs: Mapping[str, str], k1: float = 0.9, b: float = 0.4):
-        from scipy.sparse import csr_matrix
-
-        self.ids = list(docs)
-        self.k1, self.b = k1, b
-        vocab: dict[str, int] = {}
-        rows, cols, tfs = [], [], []
-        lengths = np.zeros(len(self.ids), dtype=np.float64)
-        for r, docid in enumerate(self.ids):
-            counts: dict[int, int] = {}
-            terms = analyse(docs[docid])
-            lengths[r] = len(terms)
-            for t in terms:
-                j = vocab.setdefault(t, len(vocab))
-                counts[j] = counts.get(j, 0) + 1
-            rows.extend([r] * len(counts))
-            cols.extend(counts.keys())
-            tfs.extend(counts.values())
-        self.vocab = vocab
-        n = len(self.ids)
-        tf = np.asarray(tfs, dtype=np.float64)
-        rows_a = np.asarray(rows, dtype=np.int64)
-        cols_a = np.asarray(cols, dtype=np.int64)
-        df = np.bincount(cols_a, minlength=len(vocab)).astype(np.float64)
-        self.idf = np.log(1.0 + (n - df + 0.5) / (df + 0.5))
-        avgdl = lengths.mean() if n else 1.0
-        norm = k1 * (1.0 - b + b * lengths[rows_a] / max(avgdl, 1e-9))
-        weights = self.idf[cols_a] * tf / (tf + norm)
-        # [terms, docs]: one query's scores are a sum of a few rows.
-        self.matrix = csr_matrix((weights, (cols_a, rows_a)), shape=(len(vocab), n))
-
-    def scores(self, query: str) -> np.ndarray:
-        out = np.zeros(len(self.ids), dtype=np.float64)
-        for t in analyse(query):
-            j = self.vocab.get(t)
-            if j is not None:
-                row = self.matrix.getrow(j)
-                out[row.indices] += row.data
-        return out
-
-    def search(self, queries: Mapping[str, str], k: int = 1000) -> Run:
-        return {qid: dict(top_k(self.scores(text), self.ids, k)) for qid, text in queries.items()}
-
-    def score_pairs(self, pairs: Sequence[tuple[str, str]], queries: Mapping[str, str]) -> list[float]:
-        row = {d: i for i, d in enumerate(self.ids)}
-        cache: dict[str, np.ndarray] = {}
-        out = []
-        for q, d in pairs:
-            if q not in cache:
-                cache.clear()
-                cache[q] = self.scores(queries[q])
-            out.append(float(cache[q][row[d]]))
-        return out
+        return {}
+    if k < len(scores):
+        kth = np.partition(-scores, k - 1)[k - 1]
+        idx = np.flatnonzero(-scores <= kth)
+    else:
+        idx = np.arange(len(scores))
+    return dict(ranked({ids[i]: float(scores[i]) for i in idx if scores[i] > 0}, k))
 
 
 def _csr(batch, vocab_size: int, scale: float | None):
@@ -165,7 +83,7 @@ class SparseIndex:
     def search(self, queries: Mapping[str, str], k: int = 1000) -> Run:
         qids = list(queries)
         scores = (self.query_matrix([queries[q] for q in qids]) @ self.matrix).toarray()
-        return {q: dict(top_k(scores[i], self.ids, k)) for i, q in enumerate(qids)}
+        return {q: row_top_k(scores[i], self.ids, k) for i, q in enumerate(qids)}
 
     def score_pairs(self, pairs: Sequence[tuple[str, str]], queries: Mapping[str, str]) -> list[float]:
         qids = list(dict.fromkeys(q for q, _ in pairs))

@@ -11,8 +11,9 @@ Positives are the judged documents with grade >= ``min_grade``; documents judged
 negatives. Queries without a positive, or in no run, get no pool (counted in the metadata).
 
 Determinism: the generator of query ``q`` and run ``r`` is ``numpy.random.default_rng([seed, r, crc32(q)])``, so a
-pool does not depend on the order or the number of the other queries. Rankings sort by score, descending, then
-by docid, so ties do not depend on the run file's line order.
+pool does not depend on the order or the number of the other queries. Rankings are
+:func:`splade_pyserini.runs.ranked`'s (score descending, ties by docid descending, as trec_eval), so ties do not
+depend on the run file's line order.
 
 Output (JSONL, written atomically): the first line is ``{"meta": {...}}`` (seed, tiers, min_grade, run sources,
 counts, format version); each further line is ``{"qid", "positives": [...], "negatives": [...]}``.
@@ -31,7 +32,7 @@ import numpy as np
 
 from ..errors import SpladeError
 from ..fileio import atomic_write
-from ..runs import Qrels, Run
+from ..runs import Qrels, Run, ranked
 
 DEFAULT_TIERS: tuple[tuple[int, int], ...] = ((50, 50), (50, 1000))
 FORMAT = "splade-pyserini/pools-v1"
@@ -64,11 +65,6 @@ def parse_tiers(text: str) -> tuple[tuple[int, int], ...]:
 
 def query_rng(seed: int, run_index: int, qid: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(run_index), zlib.crc32(str(qid).encode("utf-8"))])
-
-
-def ranking(docs: dict[str, float]) -> list[str]:
-    """Docids by score descending, ties by docid."""
-    return [d for d, _ in sorted(docs.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
 def sample_tiers(ranked: Sequence[str], exclude: set[str], tiers: Iterable[tuple[int, int]],
@@ -111,7 +107,7 @@ def mine(runs: Sequence[Run], qrels: Qrels, seed: int = 0, tiers=DEFAULT_TIERS, 
             docs = run.get(qid)
             if not docs:
                 continue
-            drawn = sample_tiers(ranking(docs), exclude, tiers, query_rng(seed, r, qid))
+            drawn = sample_tiers([d for d, _ in ranked(docs)], exclude, tiers, query_rng(seed, r, qid))
             negatives.extend(drawn)
             exclude.update(drawn)
         pools[qid] = Pool(positives, negatives)
