@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: quickstart test venv java clean suite
+.PHONY: quickstart test test-fast venv java clean suite
 
 # Python >= 3.12 (3.12 preferred): $PYTHON if set, else python3.12 on PATH or pyenv's, then newer ones.
 define find_python
@@ -29,10 +29,15 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 quickstart: $(STAMP)
-	$(VENV)/bin/splade-pyserini quickstart --workdir work/quickstart
+	$(VENV)/bin/splade-pyserini quickstart --work-dir work/quickstart
 
+# make test: every test (CI runs it). make test-fast: the edit loop, leaving out the tests marked slow (a Python or
+# JVM subprocess, a whole collection encoded, a notebook); it fails a test that starts one while not marked slow.
 test: $(STAMP)
 	$(PY) -m pytest -q --durations=25
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" --durations=10
 
 # BM25 vs splade-tiny on Vaswani and Cranfield: runs, significance tests with corrected p-values, meta-analysis and
 # forest plot in work/suite/results (COLLECTIONS: a folder holding the BEIR-layout vaswani/ and cranfield/).

@@ -1,12 +1,22 @@
-"""Shared fixtures: the real data in ../shared (skipped with a reason where absent) and pipelines built once."""
+"""Shared fixtures: the real data in ../shared (skipped with a reason where absent) and pipelines built once;
+the test tiers (the ``slow`` marker) and the numba kernels compiled once per session.
+
+Tiers: a test is ``slow`` when it starts Python or a JVM in a subprocess (helpers.run_cli, a Java class, a
+notebook's kernel), or uses a whole collection encoded and indexed (the ``*_pipeline`` fixtures: marked here,
+automatically). ``make test-fast`` (``-m "not slow"``) fails a test that starts such a process without the mark,
+so the tiers cannot drift; ``make test`` and CI run everything.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
+
+from helpers import starts_a_process
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 COLLECTIONS = SHARED / "collections"
@@ -74,3 +84,72 @@ def cranfield_pipeline(cranfield, tiny_encoder, tmp_path_factory):
 @pytest.fixture(scope="session")
 def vaswani_pipeline(vaswani, tiny_encoder, tmp_path_factory):
     return _pipeline(vaswani, tiny_encoder, tmp_path_factory.mktemp("vaswani"))
+
+
+@pytest.fixture(scope="session")
+def sample_pipeline(tiny_encoder, tmp_path_factory) -> dict:
+    """The bundled 48-document sample encoded (vectors/) and indexed (index/, one JVM subprocess) once per session;
+    tests copy what they change."""
+    from helpers import SAMPLE
+    from splade_pyserini.index import build_index
+    from splade_pyserini.vectors import encode_corpus
+
+    root = tmp_path_factory.mktemp("sample")
+    encode_corpus(tiny_encoder, SAMPLE, root / "vectors", progress=False)
+    build_index(root / "vectors", root / "index", threads=1)
+    return {"vectors": root / "vectors", "index": root / "index", "collection": SAMPLE}
+
+
+# --- tiers -----------------------------------------------------------------------------------------------------------
+SLOW_FIXTURES = {"cranfield_pipeline", "vaswani_pipeline", "sample_pipeline"}  # encoded and indexed (a JVM)
+_started: list[str] = []  # processes started by the running test, while the fast tier is selected
+
+
+def _fast_tier(config) -> bool:
+    return "not slow" in (config.getoption("markexpr", "") or "")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_configure(config):
+    if not _fast_tier(config):
+        return
+    popen = subprocess.Popen
+
+    class Watched(popen):
+        """Refuses (rather than starts) Python or a JVM in a subprocess: the fast tier stays fast."""
+
+        def __init__(self, args, *a, **kw):
+            if starts_a_process(args):
+                _started.append(" ".join(map(str, [args] if isinstance(args, (str, os.PathLike)) else args))[:200])
+                raise RuntimeError(f"make test-fast starts no subprocess: {_started[-1]} (mark the test slow)")
+            super().__init__(args, *a, **kw)
+
+    subprocess.Popen = Watched
+
+
+def pytest_runtest_setup(item):
+    _started.clear()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if _started and report.when == "call" and _fast_tier(item.config):
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} started a process while not marked slow: {_started[0]}\n"
+                           "mark it @pytest.mark.slow (make test runs it) or test it in-process")
+    return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def warm_query_kernels(request):
+    """The numba query kernels compiled (or loaded from numba's cache beside the package) once, before any test
+    starts a subprocess: the subprocesses load them from that cache instead of each compiling them (about 18 s
+    of CPU a process when cold)."""
+    if TINY.exists() and any(item.get_closest_marker("slow") for item in request.session.items):
+        request.getfixturevalue("tiny_encoder").encode(["warm the query kernels"], "query")

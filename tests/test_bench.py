@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import pytest
+
+from helpers import run_cli
 
 
+@pytest.mark.slow
 def test_bench_encode_agrees_with_pyserini(vaswani):
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "splade-pyserini"), "bench", "encode",
-                           "--encoder", "splade-tiny", "--corpus", str(vaswani), "--limit", "64", "--device", "cpu",
-                           "--peers", "pyserini"], capture_output=True, text=True, timeout=900)
+    proc = run_cli("bench", "encode", "--encoder", "splade-tiny", "--corpus", vaswani, "--limit", "64", "--device",
+                   "cpu", "--peers", "pyserini", entry_point=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout.splitlines()
     assert out[-1].startswith("ratio_vs_pyserini=") and float(out[-1].split("=")[1]) > 0

@@ -10,20 +10,17 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import pickle
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import SAMPLE, run_cli
 from splade_pyserini import cli
 from splade_pyserini.cli import main
 from splade_pyserini.errors import SpladeError, user_message
-
-SAMPLE = Path(__file__).resolve().parents[1] / "splade_pyserini" / "data" / "sample"
 
 
 def run(*args) -> tuple[int, str, str]:
@@ -43,8 +40,7 @@ def one_line(code: int, err: str) -> str:
 
 
 def subprocess_cli(*args, env=None):
-    proc = subprocess.run([sys.executable, "-m", "splade_pyserini", *map(str, args)], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})})
+    proc = run_cli(*args, env=env)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("warning:")]
     assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
     return lines[0]
@@ -186,13 +182,10 @@ def test_a_run_file_that_is_a_folder_is_refused_before_the_search(tmp_path):
 
 # --- Java and Lucene, end to end (a JVM each: a few seconds) -------------------------------------------------------
 @pytest.fixture(scope="module")
-def sample_index(tmp_path_factory):
-    work = tmp_path_factory.mktemp("sample")
-    for args in (["encode", "--encoder", "splade-tiny", "--corpus", SAMPLE, "--output", work / "vectors"],
-                 ["index", "--vectors", work / "vectors", "--index", work / "index"]):
-        code, _, err = run(*args)
-        assert code == 0, err
-    return work
+def sample_index(sample_pipeline) -> Path:
+    """The folder holding the sample's vectors/ and index/ (conftest: encoded and indexed once per session)."""
+    assert sample_pipeline["index"].parent == sample_pipeline["vectors"].parent
+    return sample_pipeline["index"].parent
 
 
 def test_a_truncated_lucene_file_is_one_line(sample_index, tmp_path):

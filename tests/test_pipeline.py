@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from conftest import write_tsv_topics
+from helpers import run_cli, run_python
 from splade_pyserini.encoder import quantize
 from splade_pyserini.runs import read_qrels, read_run
 from splade_pyserini.vectors import read_encoding_meta
@@ -67,9 +65,8 @@ def test_evaluate_equals_trec_eval_on_the_same_files(cranfield_pipeline, cranfie
             for d, g in docs.items():
                 f.write(f"{q} 0 {d} {g}\n")
     metrics = ["ndcg@10", "map", "recall@100"]
-    out = subprocess.run([sys.executable, "-m", "splade_pyserini", "evaluate", "--qrels", str(qrels_trec),
-                          "--run", str(cranfield_pipeline["run"]), "--metrics", *metrics, "--json"],
-                         capture_output=True, text=True, check=True)
+    out = run_cli("evaluate", "--qrels", qrels_trec, "--run", cranfield_pipeline["run"], "--metrics", *metrics,
+                  "--json", check=True)
     ours = json.loads(out.stdout.strip().splitlines()[-1])["run.txt"]
     for m in metrics:  # Anserini's trec_eval prints 4 decimals
         assert f"{ours[m]:.4f}" == f"{evaluate_metric(trec_eval_metric(m), qrels_trec, cranfield_pipeline['run']):.4f}"
@@ -80,14 +77,11 @@ def test_pyserini_plugin_run_equals_our_run(cranfield_pipeline, cranfield, tmp_p
     """`python -m pyserini.search.lucene --encoder splade-tiny --impact` resolves our card via the .pth hook."""
     topics = write_tsv_topics(cranfield, tmp_path / "topics.tsv", limit=40)
     ours, plugin = tmp_path / "ours.txt", tmp_path / "plugin.txt"
-    env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}  # the hook must find Java by itself
-    bin_dir = os.path.dirname(sys.executable)
-    subprocess.run([os.path.join(bin_dir, "splade-pyserini"), "search", "--index", str(cranfield_pipeline["index"]),
-                    "--encoder", "splade-tiny", "--topics", str(topics), "--output", str(ours), "--hits", "100"],
-                   check=True, env=env, capture_output=True)
-    subprocess.run([sys.executable, "-m", "pyserini.search.lucene", "--index", str(cranfield_pipeline["index"]),
-                    "--topics", str(topics), "--encoder", "splade-tiny", "--impact", "--output", str(plugin),
-                    "--hits", "100"], check=True, env=env, capture_output=True)
+    env = {"JAVA_HOME": None}  # the hook must find Java by itself
+    run_cli("search", "--index", cranfield_pipeline["index"], "--encoder", "splade-tiny", "--topics", topics,
+            "--output", ours, "--hits", "100", env=env, entry_point=True, check=True)
+    run_cli("--index", cranfield_pipeline["index"], "--topics", topics, "--encoder", "splade-tiny", "--impact",
+            "--output", plugin, "--hits", "100", module="pyserini.search.lucene", env=env, check=True)
     a = [line.split()[:5] for line in open(ours)]
     b = [line.split()[:5] for line in open(plugin)]
     assert len(a) == 40 * 100
@@ -136,19 +130,17 @@ print(json.dumps({{"one": fast_one == slow_one,
                                 for q in qids),
                    "hits": sum(len(v) for v in fast_batch.values()), "raw": bool(raw)}}))
 """
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    proc = run_python(script, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"one": True, "batch": True, "hits": 30 * 50, "raw": True}
 
     ours, plugin = tmp_path / "ours.txt", tmp_path / "plugin.txt"
-    bin_dir = os.path.dirname(sys.executable)
-    subprocess.run([os.path.join(bin_dir, "splade-pyserini"), "search", "--index", str(cranfield_pipeline["index"]),
-                    "--encoder", "splade-tiny", "--topics", str(topics), "--output", str(ours), "--hits", "100"],
-                   check=True, capture_output=True)
-    subprocess.run([sys.executable, "-m", "pyserini.search.lucene", "--index", str(cranfield_pipeline["index"]),
-                    "--topics", str(topics), "--encoder", "splade-tiny", "--impact", "--output", str(plugin),
-                    "--hits", "100", "--batch-size", "8", "--threads", "2"], check=True, capture_output=True)
+    run_cli("search", "--index", cranfield_pipeline["index"], "--encoder", "splade-tiny", "--topics", topics,
+            "--output", ours, "--hits", "100", entry_point=True, check=True)
+    run_cli("--index", cranfield_pipeline["index"], "--topics", topics, "--encoder", "splade-tiny", "--impact",
+            "--output", plugin, "--hits", "100", "--batch-size", "8", "--threads", "2", module="pyserini.search.lucene",
+            check=True)
     assert [line.split()[:5] for line in open(ours)] == [line.split()[:5] for line in open(plugin)]
 
 

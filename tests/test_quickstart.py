@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
+
+import pytest
+
+from helpers import run_cli
 
 
+@pytest.mark.slow
 def test_quickstart_prints_bm25_beside_splade(tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    env.pop("JAVA_HOME", None)
-    proc = subprocess.run([os.path.join(os.path.dirname(sys.executable), "splade-pyserini"), "quickstart",
-                           "--workdir", str(tmp_path / "qs"), "--device", "cpu"],
-                          capture_output=True, text=True, env=env, timeout=900)
+    proc = run_cli("quickstart", "--work-dir", tmp_path / "qs", "--device", "cpu",
+                   env={"HF_HUB_OFFLINE": "1", "JAVA_HOME": None}, entry_point=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = {}
     for line in proc.stdout.splitlines():

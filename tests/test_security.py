@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-SAMPLE = Path(__file__).resolve().parents[1] / "splade_pyserini" / "data" / "sample"
+from helpers import SAMPLE, run_cli
 
 
 class _Planted:
@@ -57,8 +54,7 @@ def _train(tiny_model, data, out) -> subprocess.CompletedProcess:
             "--pools", data["pools"], "--scores", data["scores"], "--n-negatives", "2", "--batch-size", "2",
             "--steps", "1", "--query-max-length", "16", "--doc-max-length", "32", "--no-progress", "--threads", "1",
             "--device", "cpu"]
-    return subprocess.run([sys.executable, "-m", "splade_pyserini.train.trainer", *map(str, args)],
-                          capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return run_cli(*args, module="splade_pyserini.train.trainer", env={"HF_HUB_OFFLINE": "1"}, timeout=None)
 
 
 def test_planted_optimizer_state_runs_no_code_on_resume(tmp_path, tiny_model):
@@ -83,8 +79,7 @@ def test_planted_model_weights_run_no_code(tmp_path, tiny_model):
     shutil.copytree(tiny_model, model, ignore=shutil.ignore_patterns("*.safetensors*", "pytorch_model.bin*"))
     proof = tmp_path / "code-ran"
     _plant(model / "pytorch_model.bin", proof)
-    proc = subprocess.run([sys.executable, "-m", "splade_pyserini", "encode", "--encoder", str(model), "--corpus",
-                           str(SAMPLE), "--output", str(tmp_path / "v"), "--device", "cpu"],
-                          capture_output=True, text=True)
+    proc = run_cli("encode", "--encoder", model, "--corpus", SAMPLE, "--output", tmp_path / "v", "--device", "cpu",
+                   timeout=None)
     assert not proof.exists(), "the planted pickle ran code"
     assert proc.returncode != 0 and not list((tmp_path / "v").glob("vectors-*"))

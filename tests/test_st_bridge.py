@@ -6,9 +6,6 @@ Equality figures are printed (``pytest -s``) as ``ST-EQUALITY <case> <kind> max_
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,7 @@ import pytest
 
 pytest.importorskip("sentence_transformers", reason="sentence-transformers is a test dependency (pip install .[test])")
 
+from helpers import run_cli  # noqa: E402
 from test_train_trainer import CRANFIELD, _config, data_files  # noqa: E402,F401  (the tiny training fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -156,9 +154,8 @@ def test_unrepresentable_folder_is_refused_in_one_line(st_folders, name, words, 
     folder = st_folders / name
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text('{"id": "d1", "contents": "a boundary layer"}\n')
-    proc = subprocess.run([sys.executable, "-m", "splade_pyserini", "encode", "--encoder", str(folder), "--corpus",
-                           str(corpus), "--output", str(folder.parent / f"out-{name}")],
-                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    proc = run_cli("encode", "--encoder", folder, "--corpus", corpus, "--output", folder.parent / f"out-{name}",
+                   timeout=120, cwd=REPO)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: sentence-transformers folder"), proc.stderr
@@ -184,21 +181,19 @@ def test_st_folder_as_encoder_for_encode_index_search_and_the_pyserini_plugin(st
     corpus = tmp_path / "corpus.jsonl"
     with open(vaswani / "corpus.jsonl") as src:
         corpus.write_text("".join(next(src) for _ in range(300)))
-    cli = [os.path.join(os.path.dirname(sys.executable), "splade-pyserini")]
-    for args in (["encode", "--encoder", str(folder), "--corpus", str(corpus), "--output", str(tmp_path / "vec"),
-                  "--device", "cpu"],
-                 ["index", "--vectors", str(tmp_path / "vec"), "--index", str(tmp_path / "index")]):
-        proc = subprocess.run(cli + args, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    for args in (["encode", "--encoder", folder, "--corpus", corpus, "--output", tmp_path / "vec", "--device", "cpu"],
+                 ["index", "--vectors", tmp_path / "vec", "--index", tmp_path / "index"]):
+        proc = run_cli(*args, entry_point=True, timeout=300, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
     topics = tmp_path / "topics.tsv"
     queries = dict(list(read_topics(vaswani).items())[:12])
     topics.write_text("".join(f"{q}\t{t}\n" for q, t in queries.items()))
     ours, plugin = tmp_path / "ours.trec", tmp_path / "plugin.trec"
-    for cmd in (cli + ["search", "--index", str(tmp_path / "index"), "--encoder", str(folder), "--topics", str(topics),
-                       "--output", str(ours), "--hits", "20"],
-                [sys.executable, "-m", "pyserini.search.lucene", "--index", str(tmp_path / "index"), "--topics",
-                 str(topics), "--encoder", str(folder), "--impact", "--output", str(plugin), "--hits", "20"]):
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    for module, args in (("splade_pyserini", ["search", "--index", tmp_path / "index", "--encoder", folder, "--topics",
+                                               topics, "--output", ours, "--hits", "20"]),
+                         ("pyserini.search.lucene", ["--index", tmp_path / "index", "--topics", topics, "--encoder",
+                                                     folder, "--impact", "--output", plugin, "--hits", "20"])):
+        proc = run_cli(*args, module=module, timeout=300, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
     run = [line.split()[:5] for line in open(ours)]
     assert run == [line.split()[:5] for line in open(plugin)]
@@ -306,13 +301,11 @@ def test_topics_from_an_ir_datasets_id(vaswani, tmp_path, tiny_model):
 
 def test_uncached_ir_datasets_id_offline_is_one_line_error(tmp_path, tiny_model):
     """No network (proxies pointed at a closed port) and an empty ir_datasets cache: one error line, status 2."""
-    env = dict(os.environ, IR_DATASETS_HOME=str(tmp_path / "irds"))
+    env = {"IR_DATASETS_HOME": tmp_path / "irds", "NO_PROXY": None, "no_proxy": None}
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         env[var] = "http://127.0.0.1:9"
-    env.pop("NO_PROXY", None), env.pop("no_proxy", None)
-    proc = subprocess.run([sys.executable, "-m", "splade_pyserini", "search", "--index", str(tmp_path / "index"),
-                           "--encoder", str(tiny_model), "--topics", "vaswani", "--output", str(tmp_path / "run.trec")],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    proc = run_cli("search", "--index", tmp_path / "index", "--encoder", tiny_model, "--topics", "vaswani", "--output",
+                   tmp_path / "run.trec", timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in proc.stderr

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-SAMPLE = Path(__file__).resolve().parents[1] / "splade_pyserini" / "data" / "sample"
+from helpers import SAMPLE, run_cli
 
 
 from splade_pyserini.vectors import read_encoding_meta
@@ -37,8 +37,7 @@ def test_parquet_holds_the_same_vectors_as_jsonl(tmp_path, tiny_encoder):
 def test_torchrun_two_ranks_write_the_same_shards_as_one_process(tmp_path, tiny_model):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     args = ["encode", "--encoder", str(tiny_model), "--corpus", str(SAMPLE), "--shard-size", "10", "--device", "cpu"]
-    subprocess.run([sys.executable, "-m", "splade_pyserini", *args, "--output", str(tmp_path / "one")],
-                   check=True, env=env, capture_output=True)
+    run_cli(*args, "--output", tmp_path / "one", check=True, env=env)
     torchrun = Path(sys.executable).with_name("torchrun")
     proc = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "29533", "-m", "splade_pyserini",
                            *args, "--output", str(tmp_path / "two")], env=env, capture_output=True, text=True)

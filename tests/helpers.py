@@ -1,0 +1,58 @@
+"""What the tests share besides fixtures: the bundled sample and the one way to run the CLI in a subprocess.
+
+A test that calls :func:`run_cli` starts Python (and usually a JVM) in a subprocess, so it is marked ``slow``
+(``make test-fast`` leaves it out, and fails a test that starts a subprocess without the mark: see conftest.py).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "splade_pyserini" / "data" / "sample"  # the bundled 48-document collection (BEIR layout)
+BIN = Path(sys.executable).parent
+
+
+def run_cli(*args, env: dict | None = None, cwd: Path | str | None = None, timeout: float | None = 900,
+            entry_point: bool = False, module: str = "splade_pyserini", input: str | None = None,
+            check: bool = False) -> subprocess.CompletedProcess:
+    """``python -m splade_pyserini ARGS`` (or the ``splade-pyserini`` script with ``entry_point=True``, or
+    ``python -m MODULE``) in a subprocess, text output captured. ``env`` is laid over this process's
+    environment; a key whose value is ``None`` is removed (e.g. ``{"JAVA_HOME": None}``)."""
+    cmd = [str(BIN / "splade-pyserini")] if entry_point else [sys.executable, "-m", module]
+    return _run([*cmd, *args], env, cwd, timeout, input, check)
+
+
+def run_python(code: str, *args, env: dict | None = None, cwd: Path | str | None = None,
+               timeout: float | None = 900, input: str | None = None,
+               check: bool = False) -> subprocess.CompletedProcess:
+    """``python -c CODE ARGS`` in a subprocess (a fresh interpreter: no JVM or state of this one), as
+    :func:`run_cli`."""
+    return _run([sys.executable, "-c", code, *args], env, cwd, timeout, input, check)
+
+
+def _run(argv, env, cwd, timeout, input, check) -> subprocess.CompletedProcess:
+    merged = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = str(value)
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, env=merged, cwd=cwd,
+                          timeout=timeout, input=input, check=check)
+
+
+def starts_a_process(argv) -> bool:
+    """True when ``argv`` starts Python (this interpreter, a script of this venv) or a JVM running a class: what
+    a test marked ``slow`` may do and a fast one may not. ``java -version`` and ``javac`` do not count."""
+    argv = [str(a) for a in ([argv] if isinstance(argv, (str, bytes, os.PathLike)) else argv)]
+    if not argv:
+        return False
+    name = os.path.basename(argv[0])
+    if name == "java":
+        return not (len(argv) == 2 and argv[1] in ("-version", "--version"))
+    return (name.startswith("python") or argv[0] == sys.executable or Path(argv[0]).parent == BIN
+            or name in ("splade-pyserini", "torchrun", "jupyter"))
