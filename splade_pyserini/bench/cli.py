@@ -28,7 +28,20 @@ def _encode(args) -> int:
 def _index(args) -> int:
     from .index_search import bench_index
 
-    bench_index(vectors_dir=args.vectors, synthetic_docs=args.synthetic, threads=args.threads)
+    bench_index(vectors_dir=args.vectors, synthetic_docs=args.synthetic, threads=args.threads, weights=args.weights)
+    return 0
+
+
+def _scale(args) -> int:
+    from .scale import bench_scale
+
+    result = bench_scale([int(n) for n in args.synthetic.split(",") if n], args.work_dir,
+                         ks=[int(k) for k in args.hits.split(",") if k], queries=args.queries,
+                         query_terms=args.query_terms, terms=args.terms, indexers=args.indexers.split(","),
+                         threads=args.threads, repeats=args.repeats)
+    if args.output:
+        with open(args.output, "w") as f:
+            json.dump(result, f, indent=2)
     return 0
 
 
@@ -71,6 +84,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--vectors", default=None, help="encoded vectors to time as well (e.g. Vaswani's)")
     p.add_argument("--synthetic", type=int, default=200_000, help="synthetic SPLADE-like documents (0: none)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--weights", default="fitted", choices=["fitted", "loguniform", "uniform"],
+                   help="synthetic impacts: fitted to splade-tiny (mean ~32), log-uniform 1-300 (mean ~52), uniform")
     p.set_defaults(func=_index)
 
     p = sub.add_parser("search", help="topics encoded + searched: this package vs Pyserini's LuceneImpactSearcher")
@@ -82,6 +97,20 @@ def add_commands(subparsers) -> None:
     p.add_argument("--limit", type=int, default=None, help="only the first N topics")
     p.add_argument("--json", default=None, help="also write the numbers to this file")
     p.set_defaults(func=_search)
+
+    p = sub.add_parser("scale", help="exact search on growing synthetic indexes: BatchSearcher vs SimpleImpactSearcher")
+    p.add_argument("--synthetic", default="100000,1000000", help="comma-separated document counts")
+    p.add_argument("--work-dir", required=True, help="indexes are kept here and reused (a run resumes)")
+    p.add_argument("--hits", default="10,1000", help="comma-separated k")
+    p.add_argument("--queries", type=int, default=100)
+    p.add_argument("--query-terms", type=int, default=30, help="mean query length (fitted log-normal)")
+    p.add_argument("--terms", type=int, default=150, help="mean document length (fitted log-normal)")
+    p.add_argument("--indexers", default="fast,stock",
+                   help="indexes to build: fast,stock, or fast (Anserini's searcher then reads the fast index)")
+    p.add_argument("--threads", type=int, default=2, help="indexing threads (searches use one)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--output", default=None, help="also write the numbers to this JSON file")
+    p.set_defaults(func=_scale)
 
     from ..train.cli import add_bench_parser
 

@@ -8,8 +8,8 @@
   :class:`~splade_pyserini.search.SpladeSearcher` (queries encoded in parallel, one JNI call per batch);
   last line ``ratio_vs_pyserini=<x>``.
 
-Also helpers shared with the tests: :func:`synthetic_vectors`, :func:`synthetic_queries`, :func:`stock_index`,
-:func:`compare_search`.
+Also helpers shared with the tests: :func:`stock_index`, :func:`compare_search` (and, re-exported from
+:mod:`.synthetic`, :func:`synthetic_vectors`, :func:`synthetic_queries`, :func:`round_vectors`).
 """
 
 from __future__ import annotations
@@ -26,137 +26,8 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import SpladeError
-
-Vector = Mapping[str, float]
-
-
-def quantize_weight(w: float, scale: float) -> int:
-    """The extension's rule for one weight: round half away from zero of ``w * scale`` (in double precision)."""
-    x = float(w) * float(scale)
-    r = math.floor(abs(x) + 0.5)
-    return int(-r if x < 0 else r)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Synthetic SPLADE-like data
-
-_ONSETS = ["", "b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "st", "tr", "pl"]
-_VOWELS = ["a", "e", "i", "o", "u", "ai", "ou", "ea"]
-_CODAS = ["", "n", "r", "s", "t", "l", "m", "ng", "ck", "x"]
-
-
-def synthetic_vocab(size: int = 30_000, seed: int = 0) -> list[str]:
-    """A BERT-like vocabulary: pseudo-words, ``##`` word pieces, digits and a few punctuation marks."""
-    rng = np.random.default_rng(seed)
-    vocab: list[str] = list(".,;:!?'\"()-") + [str(i) for i in range(100)]
-    seen = set(vocab)
-    while len(vocab) < size:
-        n = int(rng.integers(1, 4))
-        word = "".join(_ONSETS[rng.integers(len(_ONSETS))] + _VOWELS[rng.integers(len(_VOWELS))]
-                       + _CODAS[rng.integers(len(_CODAS))] for _ in range(n))
-        if rng.random() < 0.25:
-            word = "##" + word
-        if word and word not in seen:
-            seen.add(word)
-            vocab.append(word)
-    return vocab
-
-
-def _zipf_terms(rng, vocab_size: int, rows: int, cols: int, exponent: float = 1.0) -> np.ndarray:
-    ranks = np.arange(1, vocab_size + 1, dtype=np.float64)
-    cdf = np.cumsum(ranks ** -exponent)
-    cdf /= cdf[-1]
-    return np.searchsorted(cdf, rng.random((rows, cols)), side="right").clip(0, vocab_size - 1)
-
-
-def _log_uniform_weights(rng, n: int, max_weight: int) -> np.ndarray:
-    """Integers in [1, max_weight], log-uniform (many small impacts, a few large ones, as SPLADE's)."""
-    return np.minimum(max_weight, np.floor(np.exp(rng.random(n) * math.log(max_weight + 1)))).astype(np.int64)
-
-
-def synthetic_vectors(out_dir: str | os.PathLike, docs: int, terms: int = 150, max_weight: int = 300,
-                      shards: int = 4, seed: int = 0, vocab_size: int = 30_000,
-                      float_scale: float | None = None, weights: str = "loguniform") -> dict:
-    """Write ``docs`` SPLADE-like documents as JsonVectorCollection shards ``part-NNNNN.jsonl`` in ``out_dir``.
-
-    Each document has about ``terms`` distinct terms (Zipf-distributed over a BERT-like vocabulary) with integer
-    weights in 1..``max_weight``: ``weights="loguniform"`` (many small impacts and a few large ones, as SPLADE's;
-    mean ~52 for 300) or ``"uniform"`` (mean ~150). With ``float_scale``, weights are written as floats ``w / scale``
-    plus noise (some exactly on .5 boundaries), to exercise quantisation. Returns counts.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    vocab = synthetic_vocab(vocab_size, seed)
-    quoted = [json.dumps(t) for t in vocab]
-    shards = max(1, min(shards, docs)) if docs else 1
-    files = [open(out / f"part-{s:05d}.jsonl", "w", encoding="utf-8") for s in range(shards)]
-    postings = 0
-    total = 0
-    try:
-        block = 2000
-        for start in range(0, docs, block):
-            n = min(block, docs - start)
-            sampled = np.sort(_zipf_terms(rng, len(vocab), n, int(terms * 1.6)), axis=1)
-            keep = np.ones_like(sampled, dtype=bool)
-            keep[:, 1:] = sampled[:, 1:] != sampled[:, :-1]
-            for i in range(n):
-                row = sampled[i][keep[i]][:terms]
-                rng.shuffle(row)
-                if weights == "uniform":
-                    impacts = rng.integers(1, max_weight + 1, len(row))
-                elif weights == "loguniform":
-                    impacts = _log_uniform_weights(rng, len(row), max_weight)
-                else:
-                    raise SpladeError(f"weights must be 'loguniform' or 'uniform', not {weights!r}")
-                if float_scale:
-                    noise = rng.uniform(-0.49, 0.49, len(row))
-                    noise[rng.random(len(row)) < 0.1] = 0.5  # exactly on the rounding boundary
-                    values = [repr((w + e) / float_scale) for w, e in zip(impacts.tolist(), noise.tolist())]
-                else:
-                    values = [str(w) for w in impacts.tolist()]
-                body = ", ".join(f"{quoted[t]}: {v}" for t, v in zip(row.tolist(), values))
-                doc_id = f"doc{start + i}"
-                files[(start + i) % shards].write(f'{{"id": "{doc_id}", "contents": "", "vector": {{{body}}}}}\n')
-                postings += len(row)
-                total += int(impacts.sum())
-    finally:
-        for f in files:
-            f.close()
-    return {"docs": docs, "shards": shards, "postings": postings, "impact_sum": total, "vocab": len(vocab)}
-
-
-def synthetic_queries(n: int, terms: int = 20, max_weight: int = 300, seed: int = 1, vocab_size: int = 30_000,
-                      float_scale: float | None = None) -> dict[str, dict[str, float]]:
-    """``n`` SPLADE-like queries over the same vocabulary as :func:`synthetic_vectors`."""
-    rng = np.random.default_rng(seed)
-    vocab = synthetic_vocab(vocab_size, 0)
-    queries: dict[str, dict[str, float]] = {}
-    skip = min(100, len(vocab) // 10)  # like stopwords, the most frequent terms rarely weigh in a SPLADE query
-    sampled = _zipf_terms(rng, len(vocab) - skip, n, terms, exponent=0.8) + skip
-    for i in range(n):
-        row = list(dict.fromkeys(sampled[i].tolist()))
-        weights = _log_uniform_weights(rng, len(row), max_weight)
-        if float_scale:
-            queries[f"q{i}"] = {vocab[t]: (w + float(rng.uniform(-0.49, 0.49))) / float_scale
-                                for t, w in zip(row, weights.tolist())}
-        else:
-            queries[f"q{i}"] = {vocab[t]: int(w) for t, w in zip(row, weights.tolist())}
-    return queries
-
-
-def round_vectors(src_dir: str | os.PathLike, dst_dir: str | os.PathLike, scale: float) -> None:
-    """Copy JsonVectorCollection shards with every weight replaced by its quantised integer (zeros dropped)."""
-    dst = Path(dst_dir)
-    dst.mkdir(parents=True, exist_ok=True)
-    for shard in sorted(Path(src_dir).glob("*.jsonl")):
-        with open(shard, encoding="utf-8") as fin, open(dst / shard.name, "w", encoding="utf-8") as fout:
-            for line in fin:
-                if not line.strip():
-                    continue
-                obj = json.loads(line)
-                obj["vector"] = {t: q for t, w in obj["vector"].items() if (q := quantize_weight(w, scale)) > 0}
-                fout.write(json.dumps(obj) + "\n")
+from .synthetic import (Vector, quantize_weight, round_vectors, synthetic_queries,  # noqa: F401 (re-exported)
+                        synthetic_vectors, synthetic_vocab)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -232,14 +103,15 @@ def _print_table(rows: list[dict]) -> None:
 
 def bench_index(vectors_dir: str | os.PathLike | None = None, synthetic_docs: int = 200_000, threads: int = 2,
                 scale: float | None = None, work_dir: str | os.PathLike | None = None, terms: int = 150,
-                max_weight: int = 300, weights: str = "loguniform", check: bool | None = None) -> dict:
+                max_weight: int | None = None, weights: str = "fitted", check: bool | None = None) -> dict:
     """Time stock versus extension indexing; prints a table and ``ratio_vs_stock=<x>`` (synthetic corpus if any).
 
     Both run Anserini's IndexCollection in a Java subprocess with ``-impact -pretokenized -storeDocvectors`` and
     ``threads`` threads; times are wall clock, JVM start-up included. ``vectors_dir``: JsonVectorCollection shards to
     time as well (``scale`` for float weights, which stock Anserini truncates). ``synthetic_docs``: size of the
-    synthetic corpus (0 to skip): ``terms`` terms a document with weights 1..``max_weight`` (``weights``:
-    ``loguniform``, SPLADE-like with mean ~52, or ``uniform``), in ``2 * threads`` shards. ``check``: also compare
+    synthetic corpus (0 to skip): ``terms`` terms a document on average, ``weights`` ``fitted`` (to splade-tiny's
+    vectors, mean impact ~32: see :mod:`.synthetic`), ``loguniform`` (1..``max_weight``, mean ~52 for 300) or
+    ``uniform``, in ``2 * threads`` shards. ``check``: also compare
     the indexes' postings (default: for corpora up to 20,000 documents).
     """
     from .. import javaext
@@ -259,7 +131,8 @@ def bench_index(vectors_dir: str | os.PathLike | None = None, synthetic_docs: in
             info = synthetic_vectors(synth, synthetic_docs, terms=terms, max_weight=max_weight,
                                      shards=max(2, 2 * threads), weights=weights)
             print(f"synthetic corpus: {info['docs']:,} docs, {info['postings']:,} postings, "
-                  f"{info['impact_sum']:,} pseudo-document tokens ({weights} weights 1-{max_weight}; "
+                  f"{info['impact_sum']:,} pseudo-document tokens ({weights} weights, mean "
+                  f"{info['impact_sum'] / max(1, info['postings']):.1f}; "
                   f"{time.perf_counter() - t0:.1f}s to write)")
             rows.append(_time_both(synth, work, f"synthetic-{synthetic_docs}", threads, None, check))
     finally:
