@@ -74,7 +74,7 @@ def quickstart(encoder: str = "splade-tiny", collection: str | None = None, work
     from .fileio import work_folder
 
     # checked before any work: a new or empty folder, or one an earlier quickstart filled (nothing else is replaced)
-    work = work_folder(workdir, "quickstart folder", WORK_NAMES, what="--workdir")
+    work = work_folder(workdir, "quickstart folder", WORK_NAMES, what="--work-dir")
     corpus, topics_src, qrels_src = _resolve_collection(collection)
     threads = threads or max(1, min(4, os.cpu_count() or 1))
     timings = {}

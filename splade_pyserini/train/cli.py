@@ -11,17 +11,19 @@ import json
 
 
 def _cmd_mine(args) -> int:
+    from ..cli import named_runs
     from ..runs import read_qrels
     from ..topics import read_topics
     from .mine import DEFAULT_TIERS, mine, parse_tiers, write_pools
     from .teachers import read_scores
 
-    runs = [read_scores(p) for p in args.run]
+    paths = list(named_runs(args.run).values())
+    runs = [read_scores(p) for p in paths]
     qrels = read_qrels(args.qrels)
     qids = list(read_topics(args.topics, judged_only=False)) if args.topics else None
     tiers = parse_tiers(args.tiers) if args.tiers else DEFAULT_TIERS
     pools, meta = mine(runs, qrels, seed=args.seed, tiers=tiers, min_grade=args.min_grade, qids=qids)
-    meta["runs"] = list(args.run)
+    meta["runs"] = paths
     meta["qrels"] = str(args.qrels)
     write_pools(args.output, pools, meta)
     print(f"mined pools for {meta['queries']} queries ({meta['negatives_mean']:.1f} negatives on average) "
@@ -67,11 +69,12 @@ def _cmd_bench_train(args) -> int:
 
 
 def add_commands(subparsers) -> None:
+    from ..cli import add_run_argument
     from .trainer import add_config_arguments
 
     p = subparsers.add_parser("mine", help="negative pools from first-stage runs and qrels (SPLADE-v3 sampling)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--run", action="append", required=True, help="TREC run or score file; repeat for several")
+    add_run_argument(p, "TREC runs or score files (several, or repeat --run)")
     p.add_argument("--qrels", required=True, help="BEIR folder, qrels TSV or TREC qrels")
     p.add_argument("--output", required=True, help="pools JSONL (first line: metadata)")
     p.add_argument("--topics", help="only the queries of these topics (e.g. the training split)")
@@ -93,7 +96,7 @@ def add_commands(subparsers) -> None:
                    help="a candidate a teacher did not score counts as its minimum (0), or is averaged without it")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=32, help="cross-encoder pairs per batch")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no info messages")
     p.set_defaults(func=_cmd_teach)
 
     p = subparsers.add_parser("train", help="fine-tune a SPLADE model by distillation (also under torchrun)")
