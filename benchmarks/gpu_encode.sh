@@ -11,6 +11,6 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 for extra in "" "--compile"; do
   python3 -m splade_pyserini bench encode --random-bert-base --tokenizer .device/tok --synthetic 20000 \
-    --device cuda --peer-limit 3000 --format parquet $extra --json "$OUT/bench${extra:+-compiled}.json" \
+    --device cuda --peer-limit 3000 --format parquet $extra --output "$OUT/bench${extra:+-compiled}.json" \
     2>&1 | grep -v "it/s]" | tee -a "$OUT/bench.log"
 done
