@@ -1,8 +1,9 @@
 """Building a Lucene impact index from encoded vectors with Anserini (``-impact -pretokenized``).
 
-The index folder records what its weights mean (``splade_pyserini.json``: encoder, weights sha256, scale, variant,
-lengths), written inside the index before it appears at its path, so a search with another model or quantisation
-is refused instead of silently returning nonsense. The index path is checked before any work: it is replaced only
+The index folder records what its weights mean (``splade_pyserini.json``: the vectors' :class:`~.provenance.Provenance`
+(encoder, weights sha256, scale, variant, lengths, corpus sha256, shards), and how it was indexed), written inside
+the index before it appears at its path, so a search with another model is refused and queries are quantised with
+the index's own scale. The index path is checked before any work: it is replaced only
 when absent, empty, or an index this package built (see :func:`~.fileio.check_replaceable`).
 """
 
@@ -16,14 +17,32 @@ from pathlib import Path
 
 from .errors import SpladeError
 from .fileio import atomic_directory, check_replaceable, write_json
+from .provenance import Provenance, normalize
 from .vectors import complete_encoding_meta, shard_files
 
 INDEX_META = "splade_pyserini.json"
 
 
 def read_index_meta(index_dir: str | os.PathLike) -> dict | None:
+    """The index's record (an earlier version's keys read as today's), or None when it has none."""
     path = Path(index_dir) / INDEX_META
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise SpladeError(f"{path} is not a readable index record ({e}); rebuild the index with "
+                          "`splade-pyserini index`.") from None
+    if not isinstance(meta, dict):
+        raise SpladeError(f"{path} is not an index record (no JSON object); rebuild the index with "
+                          "`splade-pyserini index`.")
+    return normalize(meta)
+
+
+def index_provenance(index_dir: str | os.PathLike) -> Provenance | None:
+    """What the index is (see :mod:`.provenance`); None for an index without a record."""
+    meta = read_index_meta(index_dir)
+    return None if meta is None else Provenance.from_record(meta)
 
 
 def _staged_input(vectors_dir: Path) -> tuple[Path, bool]:
@@ -63,10 +82,7 @@ def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, th
 
         jar = extension_jar()  # None (after one warning) without a javac >= 21: the stock path is used
     index_meta = {
-        "encoder": meta["encoder"], "model": meta["model"], "variant": meta["variant"],
-        "weights_sha256": meta.get("weights_sha256"), "corpus_sha256": meta.get("corpus_sha256"),
-        "scale": meta["scale"], "max_length": meta["max_length"],
-        "query_max_length": meta.get("query_max_length"), "documents": meta.get("documents"),
+        **Provenance.from_record(meta).to_record(), "documents": meta.get("documents"),
         "vectors": str(vectors_dir.resolve()), "anserini": anserini_version(),
         "indexer": "splade-pyserini java extension (SpladeVectorCollection)" if jar else "stock JsonVectorCollection",
     }

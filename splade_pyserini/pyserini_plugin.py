@@ -57,15 +57,16 @@ class PyseriniQueryEncoder:
         from .search import check_compatible
 
         self.encoder = load_encoder(encoder, device=device)
+        self.scale = None  # without an index: the card's
         if index_dir is not None and os.path.isdir(index_dir):
-            check_compatible(index_dir, self.encoder)
+            self.scale = check_compatible(index_dir, self.encoder)  # the index's own scale
 
     def encode(self, text: str, **kwargs) -> dict[str, int]:
-        return self.encoder.quantized_queries([text])[0]
+        return self.encoder.quantized_queries([text], self.scale)[0]
 
     def encode_batch(self, texts) -> list[dict[str, int]]:
         """Many queries at once (in parallel, each encoded alone: the same weights as :meth:`encode`)."""
-        return self.encoder.quantized_queries(list(texts))
+        return self.encoder.quantized_queries(list(texts), self.scale)
 
 
 class Hit:
@@ -109,7 +110,8 @@ def _encode(searcher, queries) -> list[dict[str, int]]:
     if not hasattr(searcher, "_splade_vocabulary"):
         searcher._splade_vocabulary = encoder.vocabulary_ids(t for t, v in idf.items() if v > floor)
     if searcher._splade_vocabulary is not None:
-        return encoder.quantized_queries(list(queries), vocabulary=searcher._splade_vocabulary)
+        return encoder.quantized_queries(list(queries), searcher.query_encoder.scale,
+                                         vocabulary=searcher._splade_vocabulary)
     encoded = searcher.query_encoder.encode_batch(queries)
     if floor == float("-inf"):
         return encoded  # terms missing from the index score nothing: no filter needed

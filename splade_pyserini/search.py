@@ -1,55 +1,26 @@
 """Searching an impact index with SPLADE queries: ``SpladeSearcher`` and ``search_topics``.
 
 Scores are Anserini's impact scores, ``Σ_t q_t × d_t`` over the integer query and document weights, where the query
-is quantised with the index's own scale. The searcher refuses an encoder or scale that does not match the index.
+is quantised with the index's own scale (its record is the truth; the encoder's card scale does not matter here).
+The searcher refuses an encoder whose model is not the index's.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Sequence
 
+from . import provenance
 from .encoder import SpladeEncoder, load_encoder
 from .errors import SpladeError
-from .index import INDEX_META, read_index_meta
-
-logger = logging.getLogger(__name__)
+from .index import index_provenance, read_index_meta
 
 
-def check_compatible(index_dir: str | os.PathLike, encoder: SpladeEncoder) -> dict | None:
-    """Raise if the index was built with another model (by the sha256 of its weights, when the index records it)
-    or quantisation than ``encoder``'s."""
-    meta = read_index_meta(index_dir)
-    card = encoder.card
-    if meta is None:
-        logger.warning("%s has no %s; assuming it was built with %s at scale %s.", index_dir, INDEX_META, card.name,
-                       card.scale)
-        return None
-    if abs(float(meta["scale"]) - float(card.scale)) > 1e-9:
-        raise SpladeError(
-            f"index {index_dir} was built with quantisation scale {meta['scale']} but encoder {card.name} uses "
-            f"{card.scale}; search with --scale {meta['scale']} or re-index with this encoder."
-        )
-    recorded = meta.get("weights_sha256")
-    if recorded:  # identity from the weights, never from a name
-        if recorded != encoder.weights_hash:
-            raise SpladeError(
-                f"index {index_dir} was built with other model weights than {card.name} ({card.model}) has "
-                f"(sha256 {recorded[:12]}…, these {encoder.weights_hash[:12]}…); search with the model the index "
-                f"was built with ({meta.get('encoder')}) or re-index."
-            )
-        return meta
-    logger.warning("%s records no hash of its model's weights (built by an older splade-pyserini); trusting its "
-                   "encoder name. Re-index to record it.", index_dir)
-    same_model = meta.get("model") == card.model or meta.get("encoder") == card.name
-    if not same_model:
-        raise SpladeError(
-            f"index {index_dir} was built with encoder {meta.get('encoder')} ({meta.get('model')}) but the query "
-            f"encoder is {card.name} ({card.model}); search with --encoder {meta.get('encoder')} or re-index."
-        )
-    return meta
+def check_compatible(index_dir: str | os.PathLike, encoder: SpladeEncoder) -> float:
+    """The quantisation scale to search ``index_dir`` with (the index's own); raises when the index was built with
+    another model than ``encoder``'s (the rule: :func:`.provenance.check_compatible`)."""
+    return provenance.check_compatible(index_provenance(index_dir), encoder, f"index {index_dir}")
 
 
 class SpladeSearcher:
@@ -63,8 +34,8 @@ class SpladeSearcher:
         if not index_dir.is_dir():
             raise SpladeError(f"index {index_dir} does not exist; build it with `splade-pyserini index`.")
         self.encoder = encoder if isinstance(encoder, SpladeEncoder) else load_encoder(encoder, device=device)
-        self.index_meta = check_compatible(index_dir, self.encoder)
-        self.scale = self.encoder.card.scale
+        self.scale = check_compatible(index_dir, self.encoder)  # the index's scale
+        self.index_meta = read_index_meta(index_dir)
         self.index_dir = index_dir
         # The encoder encodes each query alone (see query_encoder), so a query gets the same integer weights
         # here, in Pyserini's searcher (through the plugin) and in an interactive search().

@@ -33,12 +33,11 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import __version__
 from .corpus import Document, check_corpus, count_documents, read_corpus
 from .encoder import SparseBatch, SpladeEncoder, quantize
 from .errors import SpladeError
 from .fileio import LOCK_FILE, OWNER_FILE, claim_folder, make_dir, read_record, write_record, writer_lock
-from .provenance import LEGACY_VECTORS_RECORD, corpus_fingerprint, file_sha256
+from .provenance import LEGACY_VECTORS_RECORD, Provenance, check_resume, file_sha256, normalize, parquet_metadata
 from .provenance import shard_files  # noqa: F401 (vectors.shard_files: the one rule for which files are shards)
 
 #: The vectors record (JSON). Not named *.json, *.jsonl or *.gz: Anserini's JsonCollection (and JsonVectorCollection)
@@ -61,7 +60,7 @@ def read_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
     meta = read_record(path)
     if meta is None:
         raise SpladeError(f"{path} is not a readable vectors record (damaged?); re-encode with --overwrite.")
-    return meta
+    return normalize(meta)  # an earlier version's keys read as today's (see provenance)
 
 
 def complete_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
@@ -175,7 +174,7 @@ class _ShardWriter:
 
         table = formatter.table(docs, batch)
         if self._parquet is None:
-            schema = table.schema.with_metadata({"splade_pyserini": json.dumps(self.meta)})
+            schema = table.schema.with_metadata(parquet_metadata(self.meta))
             self._parquet = pq.ParquetWriter(self._file, schema, compression="zstd")
         self._parquet.write_table(table.replace_schema_metadata(self._parquet.schema.metadata))
 
@@ -191,11 +190,7 @@ class _ShardWriter:
                 self.tmp.unlink(missing_ok=True)
 
 
-# --- provenance: what proves that a shard belongs to this run -----------------------------------------------------
-#: Keys of the vectors record that must be equal for a folder to be resumed (the documents' content, the model's
-#: weights and every setting that changes a shard's bytes); ``--limit`` may differ (see :func:`_reusable`).
-IDENTITY = ("corpus_sha256", "weights_sha256", "variant", "scale", "max_length", "precision", "format", "shard_size",
-            "contents", "exact")
+# --- provenance: what proves that a shard belongs to this run (the rule: provenance.check_resume) -----------------
 _SHARD = re.compile(r"vectors-(\d{5})\.(jsonl|parquet)")
 _OURS = re.compile(r"(vectors-\d{5}\.(jsonl|parquet)|\.vectors-\d{5}\.(jsonl|parquet)\.tmp|\.rank-\d+-of-\d+\.json"
                    r"|\..+\.[0-9a-f]{12}\.tmp|encoding\.json)")
@@ -212,25 +207,16 @@ def _legacy(folder: Path) -> bool:
 
 def _meta_for(encoder: SpladeEncoder, corpus: str, shard_size: int, fmt: str, with_contents: bool, exact: bool,
               limit: int | None) -> dict:
-    card = encoder.card
+    """This run's record: its provenance (without shards: the folder's record keeps them) and its settings."""
     return {
-        "encoder": card.name,
-        "model": card.model,
-        "weights_sha256": encoder.weights_hash,
-        "variant": card.variant,
-        "scale": card.scale,
-        "max_length": card.doc_max_length,
-        "query_max_length": card.query_max_length,
+        **Provenance.of_encoder(encoder, corpus).to_record(shards=False),
         "precision": encoder.precision,
-        "corpus": str(corpus),
-        "corpus_sha256": corpus_fingerprint(corpus),
         "format": "JsonVectorCollection" if fmt == "jsonl" else "parquet",
         "weights": "int: round(w * scale), halves away from zero, zeros dropped",
         "shard_size": shard_size,
         "contents": with_contents,
         "exact": exact,
         "limit": limit,
-        "splade_pyserini": __version__,
     }
 
 
@@ -248,17 +234,6 @@ def _job_id() -> str:
 
 def _start_over(out: Path) -> str:
     return f"start over with `splade-pyserini encode … --output {out} --overwrite` (or use a new --output folder)"
-
-
-def _check_identity(out: Path, old: dict, meta: dict) -> None:
-    if "corpus_sha256" not in old or "weights_sha256" not in old or not isinstance(old.get("shard_records"), dict):
-        raise SpladeError(f"{out} holds vectors whose record does not say which corpus and model made them (an older "
-                          f"splade-pyserini, or a damaged record); {_start_over(out)}.")
-    for key in IDENTITY:
-        if old.get(key) != meta[key]:
-            what = {"corpus_sha256": "another corpus (different content)", "weights_sha256": "another model "
-                    "(different weights)"}.get(key, f"another setting ({key} {old.get(key)!r}, now {meta[key]!r})")
-            raise SpladeError(f"{out} holds vectors from {what}; {_start_over(out)}.")
 
 
 def _reusable(record: dict, shard_size: int, limit: int | None) -> bool | None:
@@ -283,7 +258,7 @@ def _prepare(out: Path, lock, meta: dict, rank: int, world: int, fmt: str, overw
             raise SpladeError(f"--output {out} holds folders that splade-pyserini did not write "
                               f"({', '.join(folders[:3])}); give a new or empty folder (nothing there is deleted).")
         present = [p for p in (out / META_FILE, out / LEGACY_META_FILE) if p.exists()]
-        old = (read_record(present[0]) or {}) if present else None
+        old = normalize(read_record(present[0]) or {}) if present else None
         if overwrite and (old is None or old.get("job") != meta["job"]):  # once per job (its ranks share the id)
             for name in os.listdir(out):  # this package's files only (claim_folder refused anything else)
                 if name not in (OWNER_FILE, LOCK_FILE):
@@ -292,7 +267,7 @@ def _prepare(out: Path, lock, meta: dict, rank: int, world: int, fmt: str, overw
         if old is None:
             old = {"shard_records": {}}
         else:
-            _check_identity(out, old, meta)
+            check_resume(out, old, meta, _start_over(out))
         records = dict(old.get("shard_records", {}))
         done = set()
         for path in sorted(out.glob("vectors-*")):
@@ -415,7 +390,6 @@ def _encode(encoder, corpus, out: Path, lock, meta: dict, done: set[int], rank: 
     formatter = ShardFormatter(encoder.vocab, encoder.card.scale, with_contents)
     max_length = encoder.card.doc_max_length
     publish = _publisher(out, lock, limit, shard_size)
-    shard_meta = {k: v for k, v in meta.items() if k not in ("shard_records", "job")}
 
     def tokenize(item):
         shard, last, block = item
@@ -446,7 +420,7 @@ def _encode(encoder, corpus, out: Path, lock, meta: dict, done: set[int], rank: 
                 if pending_write is not None:
                     pending_write.result()
                 if shard not in writers:
-                    writers[shard] = _ShardWriter(out, shard, fmt, shard_meta, publish)
+                    writers[shard] = _ShardWriter(out, shard, fmt, meta, publish)
 
                 def write(shard=shard, last=last, block=block, batch=batch):
                     if block:

@@ -97,18 +97,22 @@ def test_output_from_another_encoder_setting_is_refused(tmp_path, tiny_encoder, 
         encode_corpus(other, SAMPLE, out, progress=False)
 
 
-def test_index_encoder_mismatch_is_refused(tmp_path, tiny_encoder, tiny_model):
+def test_search_takes_the_scale_from_the_index(tmp_path, tiny_encoder, tiny_model):
     from splade_pyserini import SpladeSearcher, load_encoder
     from splade_pyserini.index import build_index
     from splade_pyserini.vectors import encode_corpus
 
     encode_corpus(tiny_encoder, SAMPLE, tmp_path / "v", progress=False)
     build_index(tmp_path / "v", tmp_path / "idx")
-    with pytest.raises(SpladeError, match="quantisation scale 51.2 but encoder .* uses 100.0"):
-        SpladeSearcher(tmp_path / "idx", load_encoder(str(tiny_model), device="cpu", scale=100.0))
+    query = "why do coral reefs turn white"
+    other = load_encoder(str(tiny_model), device="cpu", scale=100.0)  # same weights, another card scale
+    with SpladeSearcher(tmp_path / "idx", tiny_encoder) as own, SpladeSearcher(tmp_path / "idx", other) as s:
+        assert s.scale == own.scale == 51.2  # the index's record, not the card
+        assert s.encode_queries([query]) == own.encode_queries([query]) != other.quantized_queries([query])
+        assert s.search(query, 10) == own.search(query, 10)
     msg = one_line_error(cli("search", "--index", tmp_path / "idx", "--encoder", tiny_model, "--scale", "10",
                              "--topics", SAMPLE, "--output", tmp_path / "run.txt"))
-    assert "scale" in msg and not (tmp_path / "run.txt").exists()
+    assert "--scale" in msg and not (tmp_path / "run.txt").exists()  # no such option: the index says
 
 
 def test_incomplete_vectors_are_not_indexed(tmp_path):

@@ -17,7 +17,7 @@ from splade_pyserini.vectors import read_encoding_meta
 def test_vector_files_hold_the_quantized_encoder_output(cranfield_pipeline, tiny_encoder):
     vectors = cranfield_pipeline["vectors"]
     meta = read_encoding_meta(vectors)
-    assert meta["complete"] and meta["documents"] == 1400 and meta["scale"] == 51.2 and meta["max_length"] == 512
+    assert meta["complete"] and meta["documents"] == 1400 and meta["scale"] == 51.2 and meta["doc_max_length"] == 512
     assert meta["variant"] == "full" and meta["encoder"] == "splade-tiny"
     lines = [json.loads(line) for line in open(vectors / "vectors-00000.jsonl")]
     assert len(lines) == 1400

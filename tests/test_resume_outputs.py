@@ -310,3 +310,73 @@ def test_search_checks_the_model_by_its_weights_not_its_name(tmp_path, sample_in
     with SpladeSearcher(old, tiny_encoder) as s:
         assert s.search("why do coral reefs turn white", 3)
     assert "records no hash of its model's weights" in caplog.text
+
+
+# --- one provenance record ------------------------------------------------------------------------------------------
+def test_vectors_and_index_share_one_provenance_record(sample_index, tiny_encoder):
+    from splade_pyserini.index import index_provenance, read_index_meta
+    from splade_pyserini.provenance import Provenance
+
+    vectors = read_encoding_meta(sample_index["vectors"])
+    prov = Provenance.from_record(vectors)
+    assert prov == Provenance.from_record(prov.to_record())  # the record reads back as it was written
+    assert index_provenance(sample_index["index"]) == prov  # the index is what its vectors are, shards included
+    card = tiny_encoder.card
+    assert (prov.encoder, prov.weights_sha256, prov.scale, prov.doc_max_length, prov.query_max_length) == (
+        card.name, tiny_encoder.weights_hash, card.scale, card.doc_max_length, card.query_max_length)
+    assert sum(r["documents"] for r in prov.shard_records.values()) == 48 and prov.corpus_sha256
+    for meta in (vectors, read_index_meta(sample_index["index"])):  # one key spelling
+        assert "doc_max_length" in meta and "max_length" not in meta and meta["version"]
+
+
+def _as_previous_version(record: dict) -> dict:
+    """A record as splade-pyserini wrote it before the provenance record: ``max_length``, the version under
+    ``splade_pyserini``, no seed."""
+    old = {k: v for k, v in record.items() if k not in ("doc_max_length", "version", "seed")}
+    return {**old, "max_length": record["doc_max_length"], "splade_pyserini": record["version"]}
+
+
+def test_folders_written_by_the_previous_version_still_load(tmp_path, sample_index, tiny_model, tiny_encoder,
+                                                            caplog):
+    from splade_pyserini import SpladeSearcher
+    from splade_pyserini.fileio import read_record, write_record
+    from splade_pyserini.index import INDEX_META, build_index, read_index_meta
+
+    vectors = tmp_path / "vectors"
+    shutil.copytree(sample_index["vectors"], vectors)
+    write_record(_meta_path(vectors), _as_previous_version(read_record(_meta_path(vectors))))
+    before = {p.name: p.stat().st_mtime_ns for p in vectors.glob("vectors-*.jsonl")}
+    _encode(tiny_model, SAMPLE, vectors)  # resumed: every shard is proved this run's and kept
+    assert {p.name: p.stat().st_mtime_ns for p in vectors.glob("vectors-*.jsonl")} == before
+    assert read_encoding_meta(vectors)["doc_max_length"] == tiny_encoder.card.doc_max_length
+    build_index(vectors, tmp_path / "index", threads=1)
+    index = tmp_path / "old-index"  # an index's record as the previous version wrote it
+    shutil.copytree(sample_index["index"], index)
+    meta = _as_previous_version(read_index_meta(index))
+    meta.pop("shard_records")
+    (index / INDEX_META).write_text(json.dumps(meta))
+    query = "why do coral reefs turn white"
+    with SpladeSearcher(tmp_path / "index", tiny_encoder) as new, SpladeSearcher(index, tiny_encoder) as old:
+        assert old.scale == 51.2 and old.search(query, 5) == new.search(query, 5)
+    meta.pop("scale")  # older still: no scale recorded: said in one line, and the card's used
+    (index / INDEX_META).write_text(json.dumps(meta))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="splade_pyserini"), SpladeSearcher(index, tiny_encoder) as s:
+        assert s.scale == tiny_encoder.card.scale
+    warned = [r.getMessage() for r in caplog.records if "records no quantisation scale" in r.getMessage()]
+    assert len(warned) == 1 and str(index) in warned[0] and "\n" not in warned[0]
+
+
+def test_a_damaged_index_record_is_refused_in_one_line(tmp_path, sample_index, tiny_encoder):
+    from splade_pyserini import SpladeSearcher
+    from splade_pyserini.index import INDEX_META, read_index_meta
+
+    index = tmp_path / "index"
+    shutil.copytree(sample_index["index"], index)
+    meta = read_index_meta(index)
+    (index / INDEX_META).write_text(json.dumps({**meta, "scale": -1}))
+    with pytest.raises(SpladeError, match="scale -1, not a positive number"):
+        SpladeSearcher(index, tiny_encoder)
+    (index / INDEX_META).write_text("{not json")
+    with pytest.raises(SpladeError, match="not a readable index record"):
+        SpladeSearcher(index, tiny_encoder)
