@@ -52,7 +52,7 @@ suite: $(STAMP)
 	done
 	$(VENV)/bin/splade-pyserini evaluate-suite --collections vaswani=$(COLLECTIONS)/vaswani cranfield=$(COLLECTIONS)/cranfield \
 	  --runs bm25='work/suite/runs/bm25.{collection}.trec' splade-tiny='work/suite/runs/splade.{collection}.trec' \
-	  --baseline bm25 --treatment splade-tiny --out-dir work/suite/results
+	  --baseline bm25 --treatment splade-tiny --output work/suite/results
 
 # Rebuild the Java extension's shipped jar (java/dist) after editing java/src; needs a JDK >= 21 (javac).
 java: $(STAMP)

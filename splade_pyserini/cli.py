@@ -69,9 +69,22 @@ class _Deprecated(argparse.Action):
 
 
 def deprecated_alias(parser, action: argparse.Action, *old: str) -> None:
-    """Keep ``old`` option names working as hidden, deprecated spellings of ``action`` (its dest, type, nargs)."""
+    """Keep ``old`` option names working as hidden, deprecated spellings of ``action`` (its dest, type, nargs).
+
+    A required option stays required with either spelling: argparse would count only its own, so the check moves
+    to :func:`main` (``_required_renamed``, a default of this sub-parser alone)."""
     parser.add_argument(*old, action=_Deprecated, new=action.option_strings[0], dest=action.dest, type=action.type,
                         nargs=action.nargs, choices=action.choices, metavar=action.metavar)
+    if action.required:
+        action.required = False
+        required = parser.get_default("_required_renamed") or []
+        parser.set_defaults(_required_renamed=[*required, (parser, action)])
+
+
+def _check_renamed(args) -> None:
+    for parser, action in getattr(args, "_required_renamed", None) or []:
+        if getattr(args, action.dest, None) is None:
+            parser.error(f"the following arguments are required: {action.option_strings[0]}")
 
 
 def add_run_argument(parser, help: str, metavar: str = "[NAME=]PATH") -> argparse.Action:
@@ -309,6 +322,7 @@ def main(argv=None) -> int:
         try:
             args = build_parser().parse_args(argv)
             set_quiet(bool(getattr(args, "quiet", False)))
+            _check_renamed(args)
             if getattr(args, "batch_tokens_compat", None) and not getattr(args, "batch_tokens", None):
                 args.batch_tokens = args.batch_tokens_compat * 128
             return int(args.func(args) or 0)

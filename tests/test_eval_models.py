@@ -286,7 +286,7 @@ def test_rerank_dense_fuse_commands(slice_dir, cross_encoder, bi_encoder, tmp_pa
     write_run(first, _first_stage(docs, topics))
     out = tmp_path / "reranked.trec"
     assert _cli(["rerank", "--run", str(first), "--topics", str(folder), "--corpus", str(folder),
-                 "--model", str(cross_encoder), "--output", str(out), "--k", "4", "--device", "cpu"]) == 0
+                 "--model", str(cross_encoder), "--output", str(out), "--hits", "4", "--device", "cpu"]) == 0
     reranked = read_run(out)
     assert set(reranked) == set(topics) and all(len(h) == 4 for h in reranked.values())
     lines = out.read_text().splitlines()
@@ -294,14 +294,14 @@ def test_rerank_dense_fuse_commands(slice_dir, cross_encoder, bi_encoder, tmp_pa
 
     dense_out = tmp_path / "dense.trec"
     assert _cli(["dense", "--corpus", str(folder), "--topics", str(folder), "--model", str(bi_encoder),
-                 "--output", str(dense_out), "--k", "20", "--pooling", "mean", "--normalize",
+                 "--output", str(dense_out), "--hits", "20", "--pooling", "mean", "--normalize",
                  "--device", "cpu"]) == 0
     dense_run = read_run(dense_out)
     # The slice folder has no qrels, so every query of queries.jsonl is searched.
     assert set(dense_run) == set(topics) and all(len(h) == 20 for h in dense_run.values())
 
     fused = tmp_path / "fused.trec"
-    assert _cli(["fuse", "--run", str(first), str(dense_out), "--output", str(fused), "--k", "15"]) == 0
+    assert _cli(["fuse", "--run", str(first), str(dense_out), "--output", str(fused), "--hits", "15"]) == 0
     fused_run = read_run(fused)
     first_run = read_run(first)
     for qid in topics:

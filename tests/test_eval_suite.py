@@ -89,7 +89,7 @@ def test_evaluate_suite_command(suite_inputs, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["evaluate-suite", "--collections", *(f"{c}={p}" for c, p in collections.items()),
             "--runs", *(f"{s}={root}/{s}.{{collection}}.trec" for s in runs),
-            "--baseline", "bm25", "--treatment", "bm25-b75", "--out-dir", str(out), "--permutations", "500",
+            "--baseline", "bm25", "--treatment", "bm25-b75", "--output", str(out), "--permutations", "500",
             "--seed", "9"]
     assert _cli(argv) == 0
     for name in ("scores.md", "scores.csv", "scores.tex", "compare-cran-odd.md", "compare-cran-even.csv",
@@ -178,4 +178,4 @@ def test_compare_and_meta_commands(suite_inputs, tmp_path, capsys):
               "--plot", str(plot)])
     with pytest.raises(SpladeError, match="collection"):
         _cli(["evaluate-suite", "--collections", f"a={collections['cran-odd']}", "--runs", "bm25=/nowhere.trec",
-              "--baseline", "bm25", "--treatment", "tf", "--out-dir", str(tmp_path / "x")])
+              "--baseline", "bm25", "--treatment", "tf", "--output", str(tmp_path / "x")])

@@ -5,7 +5,7 @@ producers ``rerank``, ``dense`` and ``fuse`` are :mod:`splade_pyserini.retrieve.
 ``set_defaults(func=handler)``, where ``handler(args) -> int`` returns the exit code and raises
 :class:`~splade_pyserini.errors.SpladeError` for a user's mistake. Argument shapes:
 
-``compare --qrels Q --run NAME=PATH [NAME=PATH …] [--baseline NAME] [--metrics M …] [--tests student fisher]
+``compare --qrels Q --run [NAME=]PATH [[NAME=]PATH …] [--baseline NAME] [--metrics M …] [--tests student fisher]
 [--corrections holm bonferroni] [--permutations N] [--seed S] [--alpha A] [--family all|metric]
 [--format md|latex|csv] [--output FILE]``
     Paired tests of every run against the baseline (the first run when ``--baseline`` is not given).
@@ -18,7 +18,7 @@ producers ``rerank``, ``dense`` and ``fuse`` are :mod:`splade_pyserini.retrieve.
     each system per set, matched by SET name); writes the forest plot and prints the table.
 
 ``evaluate-suite --collections [NAME=]QRELS … --runs SYSTEM=PATTERN … --baseline SYSTEM --treatment SYSTEM
---out-dir DIR [--metric ndcg@10] [--effect SMD|MD] [--tests …] [--corrections …] [--permutations N]
+--output DIR [--metric ndcg@10] [--effect SMD|MD] [--tests …] [--corrections …] [--permutations N]
 [--seed S] [--alpha A] [--clip-tau2] [--no-plot]``
     ``--collections`` takes qrels sources (a BEIR folder, its qrels TSV or TREC qrels), named by ``NAME=`` or
     else by the folder's (file's) name. ``--runs`` takes, per system, a path pattern with ``{collection}`` that
@@ -70,10 +70,11 @@ def _emit(text: str, output: str | None) -> None:
 # --- handlers -----------------------------------------------------------------------------------------------------
 
 def cmd_compare(args) -> int:
+    from ..cli import named_runs
     from ..runs import read_qrels, read_run
     from .significance import compare
 
-    paths = _pairs(_flatten(args.run), "--run")
+    paths = named_runs(args.run)
     if len(paths) < 2:
         raise SpladeError("compare needs at least two runs: --run BASELINE=PATH OTHER=PATH.")
     baseline = args.baseline or next(iter(paths))
@@ -189,11 +190,13 @@ def _add_test_options(p: argparse.ArgumentParser) -> None:
 
 def add_commands(subparsers) -> None:
     """Register ``compare``, ``meta`` and ``evaluate-suite`` on ``subparsers``."""
+    from ..cli import add_run_argument, deprecated_alias
+
     p = subparsers.add_parser("compare", help="paired significance tests of runs against a baseline",
                               description="Paired Student t and randomisation tests of each run against the "
                                           "baseline, with Holm and Bonferroni corrections and win/tie/loss counts.")
     p.add_argument("--qrels", required=True, help="BEIR folder, qrels TSV or TREC qrels")
-    p.add_argument("--run", action="append", nargs="+", required=True, metavar="NAME=PATH", help="runs to compare")
+    add_run_argument(p, "runs to compare, named by NAME= or else by their file name")
     p.add_argument("--baseline", help="name of the baseline run (default: the first)")
     p.add_argument("--metrics", nargs="+", default=["ndcg@10"], help="metric names (trec_eval's definitions: ndcg@10, map, mrr@10, recall@K, …) or ndcg*@10 (ndcg@10)")
     _add_test_options(p)
@@ -228,7 +231,8 @@ def add_commands(subparsers) -> None:
                    metavar="SYSTEM=PATTERN", help="SYSTEM=path/with/{collection}.trec or SYSTEM:COLLECTION=PATH")
     p.add_argument("--baseline", required=True, help="control system (tests and meta-analysis)")
     p.add_argument("--treatment", required=True, help="treatment system of the meta-analysis")
-    p.add_argument("--out-dir", required=True)
+    deprecated_alias(p, p.add_argument("--output", dest="out_dir", required=True,
+                                       help="folder for the tables, the meta-analysis and the plot"), "--out-dir")
     p.add_argument("--metric", default="ndcg@10", help="ndcg@10; ndcg*@10 for the paper's nDCG*")
     p.add_argument("--effect", choices=("SMD", "MD"), default="SMD")
     _add_test_options(p)

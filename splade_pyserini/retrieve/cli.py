@@ -6,18 +6,20 @@ command line's, over :mod:`.bm25`).
 :class:`~splade_pyserini.errors.SpladeError` for a user's mistake. Each writes its run with
 :func:`splade_pyserini.runs.write_run` (ranked by the package's one rule). Argument shapes:
 
-``rerank --run PATH --topics T --corpus C --model DIR --output PATH [--k 50] [--batch-size 32]
+``rerank --run PATH --topics T --corpus C --model DIR --output PATH [--hits 50] [--batch-size 32]
 [--device auto] [--max-length 512] [--keep-tail] [--tag TAG]``
-    Cross-encoder re-ranking of each query's top k.
+    Cross-encoder re-ranking of each query's top hits.
 
-``dense --corpus C --topics T --model DIR --output PATH [--k 1000] [--pooling cls|mean]
+``dense --corpus C --topics T --model DIR --output PATH [--hits 1000] [--pooling cls|mean]
 [--normalize|--no-normalize] [--batch-size 32] [--device auto] [--max-length N] [--query-prefix S]
 [--doc-prefix S] [--tag TAG]``
     Dense bi-encoder retrieval (faiss flat inner product).
 
 ``fuse --run PATH PATH [PATH …] --output PATH [--method rrf] [--norm auto] [--rrf-k 60] [--weights W …]
-[--k 1000] [--tag TAG]``
+[--hits 1000] [--tag TAG]``
     Hybrid runs (e.g. SPLADE + dense) through ranx fusion.
+
+``--k`` is an old, hidden spelling of ``--hits`` (it still works, with a warning).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def cmd_rerank(args) -> int:
     if not run:
         raise SpladeError(f"run {args.run} holds no results.")
     topics = read_topics(args.topics, judged_only=False)
-    out = rerank(run, topics, args.corpus, args.model, k=args.k, batch_size=args.batch_size, device=args.device,
+    out = rerank(run, topics, args.corpus, args.model, k=args.hits, batch_size=args.batch_size, device=args.device,
                  max_length=args.max_length, keep_tail=args.keep_tail, progress=True)
     write_run(args.output, out, tag=args.tag)
     logger.info("re-ranked %d queries; wrote %s", len(out), args.output)
@@ -51,7 +53,7 @@ def cmd_dense(args) -> int:
     from .dense import dense_search
 
     topics = read_topics(args.topics)
-    run = dense_search(args.corpus, topics, args.model, k=args.k, pooling=args.pooling, normalize=args.normalize,
+    run = dense_search(args.corpus, topics, args.model, k=args.hits, pooling=args.pooling, normalize=args.normalize,
                        batch_size=args.batch_size, max_length=args.max_length, device=args.device,
                        query_prefix=args.query_prefix, doc_prefix=args.doc_prefix, progress=True)
     write_run(args.output, run, tag=args.tag)
@@ -73,7 +75,7 @@ def cmd_fuse(args) -> int:
             raise SpladeError(f"--weights has {len(args.weights)} values for {len(paths)} runs; give one per run.")
         params["weights"] = list(args.weights)
     norm = None if args.norm == "none" else args.norm
-    run = fuse([read_run(p) for p in paths], method=args.method, norm=norm, params=params, k=args.k)
+    run = fuse([read_run(p) for p in paths], method=args.method, norm=norm, params=params, k=args.hits)
     write_run(args.output, run, tag=args.tag)
     logger.info("fused %d runs over %d queries; wrote %s", len(paths), len(run), args.output)
     return 0
@@ -81,19 +83,23 @@ def cmd_fuse(args) -> int:
 
 def add_commands(subparsers) -> None:
     """Register ``rerank``, ``dense`` and ``fuse`` on ``subparsers``."""
-    p = subparsers.add_parser("rerank", help="re-rank a run's top k with a local cross-encoder",
-                              description="Re-score each query's top k with an AutoModelForSequenceClassification "
+    from ..cli import deprecated_alias, positive_int
+
+    p = subparsers.add_parser("rerank", help="re-rank a run's top hits with a local cross-encoder",
+                              description="Re-score each query's top hits with an AutoModelForSequenceClassification "
                                           "cross-encoder read from a local folder (GPU and bf16 when available).")
     p.add_argument("--run", required=True, help="first-stage TREC run")
     p.add_argument("--topics", required=True, help="BEIR folder, queries.jsonl, TSV or TREC topics")
     p.add_argument("--corpus", required=True, help="BEIR folder, JSONL or TSV corpus")
     p.add_argument("--model", required=True, help="local cross-encoder folder")
     p.add_argument("--output", required=True, help="TREC run to write")
-    p.add_argument("--k", type=int, default=50, help="documents re-ranked per query (50)")
+    deprecated_alias(p, p.add_argument("--hits", type=positive_int, default=50,
+                                       help="documents re-ranked per query (50)"), "--k")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--max-length", type=int, default=512)
-    p.add_argument("--keep-tail", action="store_true", help="keep the documents below rank k after the re-ranked ones")
+    p.add_argument("--keep-tail", action="store_true",
+                   help="keep the documents below rank --hits after the re-ranked ones")
     p.add_argument("--tag", default="rerank")
     p.set_defaults(func=cmd_rerank)
 
@@ -104,7 +110,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--topics", required=True)
     p.add_argument("--model", required=True, help="local encoder folder")
     p.add_argument("--output", required=True, help="TREC run to write")
-    p.add_argument("--k", type=int, default=1000)
+    deprecated_alias(p, p.add_argument("--hits", type=positive_int, default=1000, help="results per query (1000)"),
+                     "--k")
     p.add_argument("--pooling", choices=("cls", "mean"), help="default: the folder's sentence-transformers "
                                                               "pooling, else cls")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
@@ -125,6 +132,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--norm", default="auto", help="score normalisation: auto, none, min-max, max, sum, zmuv, rank")
     p.add_argument("--rrf-k", type=int, default=60, help="the k of reciprocal rank fusion (60)")
     p.add_argument("--weights", type=float, nargs="+", help="one weight per run (wsum, w_bordafuse, …)")
-    p.add_argument("--k", type=int, default=1000, help="results kept per query (1000)")
+    deprecated_alias(p, p.add_argument("--hits", type=positive_int, default=1000,
+                                       help="results kept per query (1000)"), "--k")
     p.add_argument("--tag", default="fused")
     p.set_defaults(func=cmd_fuse)
