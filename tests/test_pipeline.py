@@ -73,19 +73,26 @@ def test_evaluate_equals_trec_eval_on_the_same_files(cranfield_pipeline, cranfie
     assert 0.2 < ours["ndcg@10"] < 0.6
 
 
-def test_pyserini_plugin_run_equals_our_run(cranfield_pipeline, cranfield, tmp_path):
-    """`python -m pyserini.search.lucene --encoder splade-tiny --impact` resolves our card via the .pth hook."""
-    topics = write_tsv_topics(cranfield, tmp_path / "topics.tsv", limit=40)
-    ours, plugin = tmp_path / "ours.txt", tmp_path / "plugin.txt"
-    env = {"JAVA_HOME": None}  # the hook must find Java by itself
+@pytest.fixture(scope="module")
+def cli_run(cranfield_pipeline, cranfield, tmp_path_factory) -> dict:
+    """`splade-pyserini search` on 40 Cranfield topics (100 hits), Java found without JAVA_HOME: the run both
+    plugin tests compare with."""
+    work = tmp_path_factory.mktemp("cli-run")
+    topics = write_tsv_topics(cranfield, work / "topics.tsv", limit=40)
     run_cli("search", "--index", cranfield_pipeline["index"], "--encoder", "splade-tiny", "--topics", topics,
-            "--output", ours, "--hits", "100", env=env, entry_point=True, check=True)
-    run_cli("--index", cranfield_pipeline["index"], "--topics", topics, "--encoder", "splade-tiny", "--impact",
-            "--output", plugin, "--hits", "100", module="pyserini.search.lucene", env=env, check=True)
-    a = [line.split()[:5] for line in open(ours)]
+            "--output", work / "ours.txt", "--hits", "100", env={"JAVA_HOME": None}, entry_point=True, check=True)
+    return {"topics": topics, "run": [line.split()[:5] for line in open(work / "ours.txt")]}
+
+
+def test_pyserini_plugin_run_equals_our_run(cranfield_pipeline, cli_run, tmp_path):
+    """`python -m pyserini.search.lucene --encoder splade-tiny --impact` resolves our card via the .pth hook."""
+    plugin = tmp_path / "plugin.txt"
+    run_cli("--index", cranfield_pipeline["index"], "--topics", cli_run["topics"], "--encoder", "splade-tiny",
+            "--impact", "--output", plugin, "--hits", "100", module="pyserini.search.lucene",
+            env={"JAVA_HOME": None}, check=True)  # the hook must find Java by itself
     b = [line.split()[:5] for line in open(plugin)]
-    assert len(a) == 40 * 100
-    assert a == b
+    assert len(cli_run["run"]) == 40 * 100
+    assert cli_run["run"] == b
 
 
 def test_vaswani_effectiveness_matches_pyserini_encoders(vaswani_pipeline, vaswani):
@@ -97,7 +104,7 @@ def test_vaswani_effectiveness_matches_pyserini_encoders(vaswani_pipeline, vaswa
     assert abs(scores["splade"]["map"] - 0.2387) <= 0.02, scores
 
 
-def test_pyserini_plugin_searches_through_the_extension(cranfield_pipeline, cranfield, tmp_path):
+def test_pyserini_plugin_searches_through_the_extension(cranfield_pipeline, cranfield, cli_run, tmp_path):
     """The patched LuceneImpactSearcher answers search() and batch_search() with one JNI call per batch, and its
     hits equal Pyserini's own per-term path with the same encoder; the batched CLI gives our run too."""
     from splade_pyserini import javaext
@@ -135,13 +142,11 @@ print(json.dumps({{"one": fast_one == slow_one,
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"one": True, "batch": True, "hits": 30 * 50, "raw": True}
 
-    ours, plugin = tmp_path / "ours.txt", tmp_path / "plugin.txt"
-    run_cli("search", "--index", cranfield_pipeline["index"], "--encoder", "splade-tiny", "--topics", topics,
-            "--output", ours, "--hits", "100", entry_point=True, check=True)
-    run_cli("--index", cranfield_pipeline["index"], "--topics", topics, "--encoder", "splade-tiny", "--impact",
-            "--output", plugin, "--hits", "100", "--batch-size", "8", "--threads", "2", module="pyserini.search.lucene",
-            check=True)
-    assert [line.split()[:5] for line in open(ours)] == [line.split()[:5] for line in open(plugin)]
+    plugin = tmp_path / "plugin.txt"  # the batched CLI path
+    run_cli("--index", cranfield_pipeline["index"], "--topics", cli_run["topics"], "--encoder", "splade-tiny",
+            "--impact", "--output", plugin, "--hits", "100", "--batch-size", "8", "--threads", "2",
+            module="pyserini.search.lucene", check=True)
+    assert cli_run["run"] == [line.split()[:5] for line in open(plugin)]
 
 
 def test_search_computes_only_the_terms_the_index_holds(cranfield_pipeline, cranfield, tiny_encoder):
