@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import run_python
 from test_encoder import reference_model
 
 HERE = Path(__file__).resolve().parent
@@ -154,7 +153,8 @@ def test_weights_near_a_rounding_boundary_are_recomputed_in_float64(tiny_encoder
 def _variant_run(env: dict, out: Path, cranfield: Path, vaswani: Path, tiny_model: Path) -> dict:
     code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import test_exact_weights as t; "
             f"t._child({str(out)!r}, {str(cranfield)!r}, {str(vaswani)!r}, {str(tiny_model)!r})")
-    subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, check=True, timeout=900)
+    proc = run_python(code, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(out.read_text())
 
 

@@ -7,14 +7,12 @@ that needs the in-process JVM), so these tests work whatever else in the test se
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from helpers import run_python
 from splade_pyserini import javaext
 from splade_pyserini.bench import index_search as bench_java
 from splade_pyserini.errors import SpladeError
@@ -29,8 +27,7 @@ pytestmark = pytest.mark.skipif(javaext.extension_jar() is None,
 
 def _in_child(code: str) -> dict:
     """Run ``code`` (which prints one JSON line last) in a fresh Python, so that it gets its own JVM."""
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = run_python(textwrap.dedent(code), cwd=REPO, env={"PYTHONPATH": REPO}, timeout=None)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
