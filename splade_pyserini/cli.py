@@ -93,22 +93,31 @@ def add_run_argument(parser, help: str, metavar: str = "[NAME=]PATH") -> argpars
     return parser.add_argument("--run", action="append", nargs="+", required=True, metavar=metavar, help=help)
 
 
-def named_runs(values) -> dict[str, str]:
-    """``{name: path}`` of ``--run`` values: ``NAME=PATH`` names a run, a bare path is named by its file name (with
-    ``'`` added to a repeated one). A value that is an existing file is a path even if it holds ``=``."""
+def named_values(values, option: str, default_name=None, rename_repeats: bool = False) -> dict[str, str]:
+    """``{name: value}`` of ``NAME=VALUE`` arguments (lists from ``append``/``nargs`` are flattened).
+
+    With ``default_name``, a value without ``NAME=`` (or an existing path, or a path whose folder holds the ``=``) is
+    named ``default_name(value)``, with ``'`` added to a repeated name when ``rename_repeats``; without it, ``NAME=``
+    is required. A name given twice is refused."""
     out: dict[str, str] = {}
-    for value in (v for group in values or [] for v in (group if isinstance(group, list) else [group])):
-        name, sep, path = str(value).partition("=")
-        if not sep or Path(value).is_file() or os.sep in name:
-            name, path = os.path.basename(value), value
-            while name in out:
+    for value in (str(v) for group in values or [] for v in (group if isinstance(group, list) else [group])):
+        name, sep, path = value.partition("=")
+        if default_name is not None and (not sep or os.sep in name or Path(value).exists()):
+            name, path = default_name(value), value
+            while rename_repeats and name in out:
                 name += "'"
-        elif not name or not path:
-            raise SpladeError(f"--run {value!r}: expected PATH or NAME=PATH.")
-        elif name in out:
-            raise SpladeError(f"--run: name {name!r} given twice; give each run its own NAME=.")
+        if not sep and default_name is None or not name or not path:
+            raise SpladeError(f"{option} {value!r}: expected {'PATH or ' if default_name else ''}NAME=PATH.")
+        if name in out:
+            raise SpladeError(f"{option}: name {name!r} given twice; give each its own NAME=.")
         out[name] = path
     return out
+
+
+def named_runs(values) -> dict[str, str]:
+    """``{name: path}`` of ``--run`` values: ``NAME=PATH`` names a run, a bare path is named by its file name (with
+    ``'`` added to a repeated one)."""
+    return named_values(values, "--run", os.path.basename, rename_repeats=True)
 
 
 def _device_args(p):

@@ -170,8 +170,8 @@ def test_compare_and_meta_commands(suite_inputs, tmp_path, capsys):
     md = capsys.readouterr().out
     assert "MD meta-analysis" in md and "cran-odd" in md and "combined (RE)" in md
 
-    with pytest.raises(SpladeError, match="NAME=PATH"):
-        _cli(["compare", "--qrels", str(collections[coll]), "--run", str(runs["tf"][coll]), "x=y"])
+    with pytest.raises(SpladeError, match="NAME=PATH"):  # a bare path is a run named by its file; "x=" is nothing
+        _cli(["compare", "--qrels", str(collections[coll]), "--run", str(runs["tf"][coll]), "x="])
     with pytest.raises(SpladeError, match="same query sets"):
         _cli(["meta", "--qrels", f"cran-odd={collections['cran-odd']}", "--treatment-runs",
               f"cran-even={runs['tf']['cran-even']}", "--control-runs", f"cran-odd={runs['bm25']['cran-odd']}",

@@ -39,18 +39,6 @@ from ..fileio import atomic_write
 logger = logging.getLogger(__name__)
 
 
-def _pairs(values: list[str] | None, what: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values or []:
-        name, sep, path = v.partition("=")
-        if not sep or not name or not path:
-            raise SpladeError(f"{what} {v!r}: expected NAME=PATH.")
-        if name in out:
-            raise SpladeError(f"{what}: name {name!r} given twice.")
-        out[name] = path
-    return out
-
-
 def _flatten(values) -> list[str]:
     out: list[str] = []
     for v in values or []:
@@ -87,13 +75,14 @@ def cmd_compare(args) -> int:
 
 
 def cmd_meta(args) -> int:
+    from ..cli import named_values
     from ..runs import read_qrels, read_run
     from .meta import forest_plot, meta_analysis
     from .metrics import evaluate
 
-    qrels = _pairs(_flatten(args.qrels), "--qrels")
-    treat = _pairs(_flatten(args.treatment_runs), "--treatment-runs")
-    ctrl = _pairs(_flatten(args.control_runs), "--control-runs")
+    qrels = named_values(args.qrels, "--qrels")
+    treat = named_values(args.treatment_runs, "--treatment-runs")
+    ctrl = named_values(args.control_runs, "--control-runs")
     for name, given in (("--treatment-runs", treat), ("--control-runs", ctrl)):
         if set(given) != set(qrels):
             raise SpladeError(f"{name} must name the same query sets as --qrels ({', '.join(qrels)}); "
@@ -114,20 +103,10 @@ def cmd_meta(args) -> int:
     return 0
 
 
-def _collections(values: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for v in values:
-        name, sep, path = v.partition("=")
-        if not sep:
-            path = v
-            p = Path(v.rstrip("/"))
-            name = p.name if p.is_dir() or not p.suffix else p.stem
-        if not name or not path:
-            raise SpladeError(f"--collections {v!r}: expected NAME=QRELS or a qrels path.")
-        if name in out:
-            raise SpladeError(f"--collections: two collections are named {name!r}; name them with NAME=PATH.")
-        out[name] = path
-    return out
+def _collection_name(source: str) -> str:
+    """A collection named by its folder, or by its qrels file without the suffix."""
+    p = Path(source.rstrip("/"))
+    return p.name if p.is_dir() or not p.suffix else p.stem
 
 
 def _suite_runs(values: list[str], collections: dict[str, str]) -> dict[str, dict[str, str]]:
@@ -160,9 +139,10 @@ def _suite_runs(values: list[str], collections: dict[str, str]) -> dict[str, dic
 
 
 def cmd_evaluate_suite(args) -> int:
+    from ..cli import named_values
     from .suite import evaluate_suite
 
-    collections = _collections(_flatten(args.collections))
+    collections = named_values(args.collections, "--collections", _collection_name)
     runs = _suite_runs(_flatten(args.runs), collections)
     result = evaluate_suite(collections, runs, args.baseline, args.treatment, metric=args.metric,
                             out_dir=args.out_dir, effect=args.effect, tests=args.tests, correction=args.corrections,
