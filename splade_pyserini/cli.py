@@ -120,6 +120,14 @@ def named_runs(values) -> dict[str, str]:
     return named_values(values, "--run", os.path.basename, rename_repeats=True)
 
 
+def _run_args(p, threads: int | None, threads_help: str) -> None:
+    """What every command that searches topics into a TREC run takes: --topics, --output, --hits, --threads."""
+    p.add_argument("--topics", required=True, help="BEIR folder, queries.jsonl, TSV, TREC topic file or ir_datasets id")
+    p.add_argument("--output", required=True, help="TREC run to write")
+    p.add_argument("--hits", type=positive_int, default=1000, help="results per query (1000)")
+    p.add_argument("--threads", type=positive_int, default=threads, help=threads_help)
+
+
 def _device_args(p):
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 …")
 
@@ -281,10 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="search topics and write a TREC run")
     p.add_argument("--index", required=True)
     p.add_argument("--encoder", required=True)
-    p.add_argument("--topics", required=True, help="BEIR folder, queries.jsonl, TSV, TREC topic file or ir_datasets id")
-    p.add_argument("--output", required=True)
-    p.add_argument("--hits", type=positive_int, default=1000)
-    p.add_argument("--threads", type=positive_int, default=None, help="search threads (default: one per core)")
+    _run_args(p, threads=None, threads_help="search threads (default: one per core)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="queries encoded and searched together")
     _device_args(p)
     p.set_defaults(func=_cmd_search)
@@ -306,11 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bm25", help="BM25 baseline run (Anserini, k1=0.9 b=0.4)")
     p.add_argument("--corpus", required=True)
-    p.add_argument("--topics", required=True)
     p.add_argument("--index", required=True, help="BM25 index folder (built if missing, re-used otherwise)")
-    p.add_argument("--output", required=True)
-    p.add_argument("--hits", type=positive_int, default=1000)
-    p.add_argument("--threads", type=positive_int, default=1)
+    _run_args(p, threads=1, threads_help="search threads")
     p.add_argument("--k1", type=non_negative_float, default=0.9)
     p.add_argument("--b", type=non_negative_float, default=0.4)
     p.set_defaults(func=_cmd_bm25)
