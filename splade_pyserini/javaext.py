@@ -336,6 +336,19 @@ def _require_jar() -> Path:
 
 
 _STATS = re.compile(r"SPLADE_INDEX_STATS (.*)")
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*?(Starting to index|documents indexed in)", re.M)
+
+
+def indexing_seconds(log: str) -> float | None:
+    """Seconds from Anserini's "Starting to index..." log line to its last "... documents indexed in" line: the
+    indexing itself, JVM start-up and option parsing excluded (None when the log lacks them)."""
+    import datetime
+
+    stamps = {m.group(2): datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f")
+              for m in _LOG_TIME.finditer(log)}
+    if len(stamps) < 2:
+        return None
+    return round((stamps["documents indexed in"] - stamps["Starting to index"]).total_seconds(), 3)
 
 
 def fast_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, scale: float | None = None,
@@ -375,7 +388,8 @@ def fast_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, sca
         for name, data in (records or {}).items():
             write_json(tmp / name, data)
     m = _STATS.search(out)
-    stats: dict = {"seconds": round(time.perf_counter() - start, 3), "shards": len(shards), "threads": threads}
+    stats: dict = {"seconds": round(time.perf_counter() - start, 3), "shards": len(shards), "threads": threads,
+                   "indexing_seconds": indexing_seconds(out)}
     if m:
         stats.update({k: int(v) for k, v in (kv.split("=") for kv in m.group(1).split())})
     return stats

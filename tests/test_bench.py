@@ -19,3 +19,70 @@ def test_bench_encode_agrees_with_pyserini(vaswani):
     assert float(checks["identical_int_vectors_vs_pyserini"]) >= 0.95
     assert int(checks["max_int_weight_diff_vs_pyserini"]) <= 1
     assert any(line.startswith("pyserini SpladeDocumentEncoder") for line in out), "the real Pyserini encoder ran"
+
+
+def test_synthetic_vectors_follow_the_fitted_shapes(tmp_path):
+    """The default synthetic corpus has splade-tiny's impact shape (mean ~32 per posting, skewed: median < mean,
+    capped at 140) and log-normal lengths around the asked mean; log-uniform stays available (mean ~52)."""
+    import json
+
+    import numpy as np
+
+    from splade_pyserini.bench.synthetic import synthetic_queries, synthetic_vectors
+
+    info = synthetic_vectors(tmp_path / "fitted", 3000, terms=150, shards=2, seed=3)
+    impacts, lengths = [], []
+    for shard in sorted((tmp_path / "fitted").glob("*.jsonl")):
+        for line in shard.read_text().splitlines():
+            vector = json.loads(line)["vector"]
+            lengths.append(len(vector))
+            impacts.extend(vector.values())
+    impacts, lengths = np.array(impacts), np.array(lengths)
+    assert info["docs"] == len(lengths) == 3000 and info["postings"] == len(impacts)
+    assert info["impact_sum"] == impacts.sum()
+    assert 29 <= impacts.mean() <= 35 and np.median(impacts) < impacts.mean() and impacts.max() <= 140
+    assert impacts.min() >= 1
+    assert 140 <= lengths.mean() <= 160 and lengths.std() > 30  # varied lengths, not all equal
+    loguniform = synthetic_vectors(tmp_path / "lu", 500, terms=100, shards=1, seed=3, weights="loguniform")
+    assert 45 <= loguniform["impact_sum"] / loguniform["postings"] <= 60
+    queries = synthetic_queries(200, terms=30)
+    assert 25 <= np.mean([len(q) for q in queries.values()]) <= 35
+    assert all(1 <= w <= 140 for q in queries.values() for w in q.values())
+
+
+@pytest.mark.slow
+def test_fast_indexer_postings_equal_stock_on_a_realistic_sample(tmp_path):
+    """IndexCompare: the extension's index of fitted synthetic vectors has stock Anserini's postings, norms and
+    term vectors; `bench index` reports it and a ratio."""
+    proc = run_cli("bench", "index", "--synthetic", "2000", "--threads", "2", entry_point=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout.splitlines()
+    assert out[-1].startswith("ratio_vs_stock=") and float(out[-1].split("=")[1]) > 0
+    assert any("fitted weights, mean 3" in line for line in out), out
+    header = next(line.split() for line in out if line.startswith("corpus"))
+    row = next(line.split() for line in out if line.startswith("synthetic-2000"))
+    assert dict(zip(header, row))["identical_postings"] == "True"
+
+
+@pytest.mark.slow
+def test_bench_scale_finds_identical_results_and_resumes(tmp_path):
+    """`bench scale` at two small sizes: both searchers agree on every query at each k, the indexes are kept and a
+    second run reuses them (no vectors written again)."""
+    args = ("bench", "scale", "--synthetic", "1500,3000", "--work-dir", tmp_path, "--queries", "20", "--hits",
+            "10,100", "--repeats", "1")
+    proc = run_cli(*args, entry_point=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout.splitlines()
+    assert out[-1].startswith("ratio_vs_stock=") and float(out[-1].split("=")[1]) > 0
+    header = next(line.split() for line in out if line.startswith("docs"))
+    rows = [dict(zip(header, line.split())) for line in out if line.split() and line.split()[0] in ("1500", "3000")]
+    assert [(r["docs"], r["k"]) for r in rows] == [("1500", "10"), ("1500", "100"), ("3000", "10"), ("3000", "100")]
+    assert all(r["identical"] == "20/20" for r in rows), rows
+    assert all((tmp_path / f"{kind}-{n}").is_dir() for kind in ("fast", "stock") for n in (1500, 3000))
+    assert not list(tmp_path.glob("vectors-*"))  # deleted once indexed
+    records = (tmp_path / "times.json").read_text()
+    assert '"fast-3000"' in records and '"stock-1500"' in records
+    again = run_cli(*args, entry_point=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (tmp_path / "times.json").read_text() == records  # nothing was built again
+    assert "built in" not in again.stderr and again.stdout.splitlines()[-1].startswith("ratio_vs_stock=")
