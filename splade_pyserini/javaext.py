@@ -468,14 +468,6 @@ class BatchSearcher:
             if paused:
                 gc.enable()
 
-    def search_to_run(self, queries: Sequence[Mapping[str, float]], qids: Sequence[str], run_path: str | os.PathLike,
-                      k: int = 1000, threads: int = 1, scale: float = 1.0, tag: str = "splade-pyserini") -> int:
-        """Search and write a TREC run directly from Java (same format as ``runs.write_run``); returns its lines."""
-        qids, offsets, terms, weights = self._flatten(queries, qids)
-        Path(run_path).parent.mkdir(parents=True, exist_ok=True)
-        return int(self._searcher.searchToRun(qids, offsets, terms, weights, float(scale), int(k),
-                                              int(max(1, threads)), str(Path(run_path).resolve()), str(tag)))
-
     def terms(self) -> list[str] | None:
         """Every term of the searched field (None when a term holds a newline, which one string cannot carry)."""
         joined = self._searcher.termsJoined()

@@ -1,0 +1,305 @@
+/*
+ * splade-pyserini: Java extension for Anserini.
+ * Licensed under the Apache License, Version 2.0.
+ */
+
+package io.anserini.search;
+
+import org.apache.lucene.index.Impacts;
+import org.apache.lucene.index.ImpactsEnum;
+import org.apache.lucene.index.IndexReader;
+import org.apache.lucene.index.LeafReader;
+import org.apache.lucene.index.LeafReaderContext;
+import org.apache.lucene.index.PostingsEnum;
+import org.apache.lucene.index.Terms;
+import org.apache.lucene.index.TermsEnum;
+import org.apache.lucene.search.DocAndFloatFeatureBuffer;
+import org.apache.lucene.search.DocIdSetIterator;
+import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.util.Bits;
+import org.apache.lucene.util.BytesRef;
+
+import java.io.IOException;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The exact top k of one query (one search thread's workspace, reused from query to query): MaxScore, window by
+ * window, with block-max bounds.
+ *
+ * <p>Scores are SimpleImpactSearcher's: a term's score in a document is ImpactSimilarity's {@code freq * boost} (a
+ * float product, with the frequency as a float, as Lucene's TermScorer gets it), and Lucene's disjunctions add the
+ * clause scores in a double and cast the sum to float once. Every clause score is an integer-valued float, so while
+ * a sum stays below 2^53 every partial sum is exact in a double and the order of the additions does not matter: a
+ * query whose bound reaches 2^53 is left to Lucene ({@link #search} returns null).
+ *
+ * <p>Rank safety. {@link TopHits#threshold()} is the k-th largest score found so far; a document scoring below it
+ * cannot enter the top k (one scoring exactly as much can, by its id: it is kept). Each segment is searched in
+ * windows of {@link #WINDOW} docids. For a window, each query term gets a bound: the largest impact of the
+ * term's skip block covering the window (Lucene's impacts, see {@link MaxImpacts}) times its boost, or the term's
+ * largest impact in the segment. The terms are ordered by bound; the longest prefix whose bounds add up below the
+ * threshold is "non-essential": a document holding only those terms cannot enter. The essential terms' postings
+ * are decoded in bulk ({@code nextPostings}: int arrays) and summed term at a time into the window's accumulators;
+ * then each accumulated document whose sum plus the non-essential bounds reaches the threshold looks up the
+ * non-essential terms (largest bound first, {@code advance}), and stops as soon as its sum plus the remaining
+ * bounds falls below the threshold. A window whose bounds add up below the threshold is skipped, and the next
+ * window starts at the first document of a term that is essential with the segment-wide bounds, so the postings of
+ * low-bound terms are skipped over, not read. All comparisons are made on the float that the double sum rounds
+ * to, as Lucene's score is (rounding is monotone, so a bound's float is at least the score's float).
+ *
+ * <p>Memory per search thread: the window's accumulators (8 bytes x WINDOW + a bitmap), a few arrays per query
+ * term, and {@link TopHits}'s; shared by all threads: {@link MaxImpacts} and the {@link IdCache}.
+ */
+final class ExactImpactSearch {
+  /** Docids per window (a power of two). */
+  static final int WINDOW = Integer.getInteger("splade.search.window", 1 << 13);
+  /** Below this, sums of integer-valued doubles are exact whatever the order of the additions. */
+  static final double EXACT_SUM_LIMIT = 0x1p53;
+
+  private final IndexReader reader;
+  private final String field;
+  private final MaxImpacts maxImpacts;
+  private final TopHits top;
+  private final double[] acc = new double[WINDOW];
+  private final long[] seen = new long[WINDOW >>> 6];
+  private final DocAndFloatFeatureBuffer buffer = new DocAndFloatFeatureBuffer();
+
+  // per query term of the current segment
+  private ImpactsEnum[] postings = new ImpactsEnum[64];
+  private float[] boosts = new float[64];
+  private int[] maxFreqs = new int[64];
+  private float[] segmentBounds = new float[64];
+  private float[] windowBounds = new float[64];
+  private int[] bySegmentBound = new int[64];
+  private int[] byWindowBound = new int[64];
+  /** cumulative[j]: the window bounds of byWindowBound[0 .. j] added up. */
+  private double[] cumulative = new double[64];
+
+  ExactImpactSearch(IndexSearcher searcher, String field, MaxImpacts maxImpacts) {
+    this.reader = searcher.getIndexReader();
+    this.field = field;
+    this.maxImpacts = maxImpacts;
+    this.top = new TopHits(reader, searcher);
+  }
+
+  private void ensureTerms(int n) {
+    if (postings.length < n) {
+      int size = Math.max(n, 2 * postings.length);
+      postings = new ImpactsEnum[size];
+      boosts = new float[size];
+      maxFreqs = new int[size];
+      segmentBounds = new float[size];
+      windowBounds = new float[size];
+      bySegmentBound = new int[size];
+      byWindowBound = new int[size];
+      cumulative = new double[size];
+    }
+  }
+
+  /** The top k of one query ({@code term -> integer boost}), or null when a score sum could reach 2^53. */
+  ScoredDocs search(Map<String, Integer> query, int k, IdCache ids) throws IOException {
+    int n = query.size();
+    ensureTerms(n);
+    BytesRef[] termBytes = new BytesRef[n];
+    float[] queryBoosts = new float[n];
+    int q = 0;
+    for (Map.Entry<String, Integer> e : query.entrySet()) {
+      termBytes[q] = new BytesRef(e.getKey());
+      queryBoosts[q] = e.getValue().floatValue(); // BoostQuery's boost, the SimScorer's factor
+      q++;
+    }
+    top.reset(k);
+    List<LeafReaderContext> leaves = reader.leaves();
+    for (int leafOrd = 0; leafOrd < leaves.size(); leafOrd++) {
+      LeafReaderContext leaf = leaves.get(leafOrd);
+      Terms terms = leaf.reader().terms(field);
+      if (terms == null) {
+        continue;
+      }
+      TermsEnum termsEnum = terms.iterator();
+      int m = 0;
+      double total = 0;
+      for (int t = 0; t < n; t++) {
+        if (termsEnum.seekExact(termBytes[t])) {
+          maxFreqs[m] = maxImpacts.get(leafOrd, termBytes[t], termsEnum);
+          postings[m] = termsEnum.impacts(PostingsEnum.FREQS);
+          boosts[m] = queryBoosts[t];
+          segmentBounds[m] = (float) maxFreqs[m] * queryBoosts[t];
+          total += segmentBounds[m];
+          m++;
+        }
+      }
+      if (total >= EXACT_SUM_LIMIT) {
+        Arrays.fill(postings, 0, m, null);
+        return null;
+      }
+      searchSegment(leaf, m);
+      Arrays.fill(postings, 0, m, null);
+    }
+    return top.result(ids);
+  }
+
+  /** Sorts order[0, m) by bounds ascending (insertion sort: a query has tens of terms). */
+  private static void sortByBound(int[] order, float[] bounds, int m) {
+    for (int i = 0; i < m; i++) {
+      order[i] = i;
+    }
+    for (int i = 1; i < m; i++) {
+      int v = order[i];
+      float b = bounds[v];
+      int j = i - 1;
+      while (j >= 0 && bounds[order[j]] > b) {
+        order[j + 1] = order[j];
+        j--;
+      }
+      order[j + 1] = v;
+    }
+  }
+
+  /** How many terms of {@code order} (from the smallest bound) add up below {@code threshold}. */
+  private int nonEssential(int[] order, float[] bounds, int m, float threshold) {
+    double sum = 0;
+    int count = 0;
+    while (count < m) {
+      double next = sum + bounds[order[count]];
+      if ((float) next >= threshold) {
+        break;
+      }
+      sum = next;
+      cumulative[count] = sum;
+      count++;
+    }
+    return count;
+  }
+
+  /** The bound of term {@code t} over docids [start, end): its block's largest impact times its boost. */
+  private float windowBound(int t, int start, int end) throws IOException {
+    ImpactsEnum pe = postings[t];
+    int doc = pe.docID();
+    if (doc >= end) {
+      return 0f;
+    }
+    pe.advanceShallow(Math.max(start, doc));
+    Impacts impacts = pe.getImpacts();
+    for (int level = 0, levels = impacts.numLevels(); level < levels; level++) {
+      if (impacts.getDocIdUpTo(level) >= end - 1) {
+        int largest = MaxImpacts.largest(impacts.getImpacts(level));
+        return largest >= maxFreqs[t] ? segmentBounds[t] : (float) largest * boosts[t];
+      }
+    }
+    return segmentBounds[t];
+  }
+
+  private void searchSegment(LeafReaderContext leaf, int m) throws IOException {
+    LeafReader leafReader = leaf.reader();
+    int maxDoc = leafReader.maxDoc();
+    int docBase = leaf.docBase;
+    Bits live = leafReader.getLiveDocs();
+    sortByBound(bySegmentBound, segmentBounds, m);
+    int upTo = 0;
+    while (upTo < maxDoc) {
+      float threshold = top.threshold();
+      // the window starts at the next document of a term that can lead a document into the top k on its own
+      int essentialFrom = nonEssential(bySegmentBound, segmentBounds, m, threshold);
+      if (essentialFrom == m) {
+        return;
+      }
+      int start = DocIdSetIterator.NO_MORE_DOCS;
+      for (int i = essentialFrom; i < m; i++) {
+        ImpactsEnum pe = postings[bySegmentBound[i]];
+        int doc = pe.docID();
+        if (doc < upTo) {
+          doc = pe.advance(upTo);
+        }
+        start = Math.min(start, doc);
+      }
+      if (start >= maxDoc) {
+        return;
+      }
+      int end = (int) Math.min((long) start + WINDOW, maxDoc);
+      int ne = 0;
+      if (threshold > Float.NEGATIVE_INFINITY) {
+        for (int t = 0; t < m; t++) {
+          windowBounds[t] = windowBound(t, start, end);
+        }
+        sortByBound(byWindowBound, windowBounds, m);
+        ne = nonEssential(byWindowBound, windowBounds, m, threshold);
+        if (ne == m) {
+          upTo = end;
+          continue;
+        }
+      } else {
+        for (int t = 0; t < m; t++) {
+          byWindowBound[t] = t;
+        }
+      }
+      // essential terms: bulk-decoded, summed term at a time
+      for (int i = ne; i < m; i++) {
+        int t = byWindowBound[i];
+        ImpactsEnum pe = postings[t];
+        if (pe.docID() < start) {
+          pe.advance(start);
+        }
+        float boost = boosts[t];
+        while (pe.docID() < end) {
+          pe.nextPostings(end, buffer);
+          if (live != null) {
+            buffer.apply(live);
+          }
+          int[] docs = buffer.docs;
+          float[] freqs = buffer.features;
+          for (int j = 0, count = buffer.size; j < count; j++) {
+            int slot = docs[j] - start;
+            seen[slot >>> 6] |= 1L << slot;
+            acc[slot] += freqs[j] * boost; // float product (ImpactSimilarity), summed in a double (Lucene)
+          }
+        }
+      }
+      collect(start, end, docBase, ne);
+      upTo = end;
+    }
+  }
+
+  /** Offers the window's documents to the top k, completing their sums with the non-essential terms first. */
+  private void collect(int start, int end, int docBase, int ne) throws IOException {
+    int words = (end - start + 63) >>> 6;
+    for (int w = 0; w < words; w++) {
+      long word = seen[w];
+      if (word == 0) {
+        continue;
+      }
+      seen[w] = 0;
+      do {
+        int slot = (w << 6) + Long.numberOfTrailingZeros(word);
+        word &= word - 1;
+        double sum = acc[slot];
+        acc[slot] = 0;
+        float threshold = top.threshold();
+        if (ne > 0 && (float) (sum + cumulative[ne - 1]) < threshold) {
+          continue;
+        }
+        int doc = start + slot;
+        boolean out = false;
+        for (int j = ne - 1; j >= 0; j--) {
+          int t = byWindowBound[j];
+          ImpactsEnum pe = postings[t];
+          int at = pe.docID();
+          if (at < doc) {
+            at = pe.advance(doc);
+          }
+          if (at == doc) {
+            sum += (float) pe.freq() * boosts[t];
+          }
+          if (j > 0 && (float) (sum + cumulative[j - 1]) < threshold) {
+            out = true;
+            break;
+          }
+        }
+        if (!out) {
+          top.offer(docBase + doc, (float) sum);
+        }
+      } while (word != 0);
+    }
+  }
+}

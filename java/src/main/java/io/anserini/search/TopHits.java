@@ -1,0 +1,356 @@
+/*
+ * splade-pyserini: Java extension for Anserini.
+ * Licensed under the Apache License, Version 2.0.
+ */
+
+package io.anserini.search;
+
+import org.apache.lucene.document.Document;
+import org.apache.lucene.index.BinaryDocValues;
+import org.apache.lucene.index.IndexReader;
+import org.apache.lucene.index.LeafReaderContext;
+import org.apache.lucene.index.StoredFields;
+import org.apache.lucene.search.IndexSearcher;
+import org.apache.lucene.util.BytesRef;
+
+import java.io.IOException;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+
+/**
+ * Top-k selection of one query with SimpleImpactSearcher's order: score descending, then the "id" doc value
+ * ascending (BytesRef order: unsigned bytes; a document without a value first, as SortField.Type.STRING_VAL's
+ * comparator puts missing values), then Lucene docid ascending (the hit queue's last tie-break).
+ *
+ * <p>Documents are offered in docid order. A min-heap of the k best scores so far gives {@link #threshold()}, the
+ * k-th largest score seen (negative infinity until k documents were offered): a document scoring below it cannot
+ * be in the top k, and the searcher may skip any document whose score bound is below it. Documents scoring at
+ * least the threshold are kept as candidates (those equal to it too: the id decides among equal scores); at the
+ * end the candidates still at or above the final threshold are sorted by score (stable radix sort on the float
+ * bits, so docid order stays among equal scores), and only the runs of equal scores that reach into the top k are
+ * sorted by id. Scores are non-negative.
+ *
+ * <p>Memory (per search thread, reused from query to query): the heap (4 bytes x k), the candidates (8 bytes each,
+ * compacted whenever their number doubles past max(2k, 4096)) and, at the end, 16 bytes per candidate for the sort.
+ */
+final class TopHits {
+  private static final Set<String> ID_ONLY = Set.of("id");
+  private static final int SORT_RADIX_BITS = 8;
+
+  private final IndexReader reader;
+  private final IndexSearcher searcher;
+
+  private int k;
+  /** Min-heap of the k best scores so far (heap[0] the smallest of them). */
+  private float[] heap = new float[16];
+  private int heapSize;
+  private float threshold;
+
+  /** Candidates, in docid order. */
+  private float[] candScores = new float[1024];
+  private int[] candDocs = new int[1024];
+  private int size;
+  private int compactAt;
+
+  /** Final order (candidate indexes), and the ids of the candidates: bytes ids[idStart[i] ..] or length -1. */
+  private int[] perm = new int[1024];
+  private int[] mergeTmp = new int[1024];
+  private int[] scratch = new int[1024];
+  private final int[] sortHistogram = new int[1 << SORT_RADIX_BITS];
+  private byte[] ids;
+  /** This thread's id bytes (when there is no cache; else {@code ids} is the cache's pool). */
+  private byte[] ownIds = new byte[1 << 14];
+  private int[] idStart = new int[1024];
+  private int[] idLength = new int[1024];
+
+  TopHits(IndexReader reader, IndexSearcher searcher) {
+    this.reader = reader;
+    this.searcher = searcher;
+  }
+
+  /** Starts a query of {@code k} hits. */
+  void reset(int k) {
+    this.k = k;
+    heapSize = 0;
+    size = 0;
+    threshold = Float.NEGATIVE_INFINITY;
+    compactAt = (int) Math.min(Math.max(2L * k, 4096L), Integer.MAX_VALUE - 1024);
+    if (heap.length < k) {
+      heap = new float[(int) Math.min(Math.max(2L * heap.length, k), Integer.MAX_VALUE - 8)];
+    }
+  }
+
+  /** The k-th largest score offered so far (negative infinity before k offers): nothing below it can enter. */
+  float threshold() {
+    return threshold;
+  }
+
+  /** A document (global docid, larger than all offered before) and its score. */
+  void offer(int doc, float score) {
+    if (score < threshold) {
+      return;
+    }
+    if (size == candScores.length) {
+      int grown = (int) Math.min(2L * candScores.length, Integer.MAX_VALUE - 8);
+      candScores = Arrays.copyOf(candScores, grown);
+      candDocs = Arrays.copyOf(candDocs, grown);
+    }
+    candScores[size] = score;
+    candDocs[size] = doc;
+    size++;
+    if (heapSize < k) {
+      heapUp(score);
+      if (heapSize == k) {
+        threshold = heap[0];
+      }
+    } else if (score > heap[0]) {
+      heapReplaceTop(score);
+      threshold = heap[0];
+    }
+    if (size >= compactAt) {
+      compact();
+      if (size > compactAt / 2) { // many ties at the threshold: compact less often
+        compactAt = (int) Math.min(2L * compactAt, Integer.MAX_VALUE - 1024);
+      }
+    }
+  }
+
+  private void heapUp(float score) {
+    int i = heapSize++;
+    float[] h = heap;
+    while (i > 0) {
+      int parent = (i - 1) >>> 1;
+      if (h[parent] <= score) {
+        break;
+      }
+      h[i] = h[parent];
+      i = parent;
+    }
+    h[i] = score;
+  }
+
+  private void heapReplaceTop(float score) {
+    float[] h = heap;
+    int n = heapSize;
+    int i = 0;
+    while (true) {
+      int child = 2 * i + 1;
+      if (child >= n) {
+        break;
+      }
+      if (child + 1 < n && h[child + 1] < h[child]) {
+        child++;
+      }
+      if (h[child] >= score) {
+        break;
+      }
+      h[i] = h[child];
+      i = child;
+    }
+    h[i] = score;
+  }
+
+  /** Keeps the candidates that score at least the threshold, in their order. */
+  private void compact() {
+    float min = threshold;
+    float[] scores = candScores;
+    int[] docs = candDocs;
+    int kept = 0;
+    for (int i = 0, n = size; i < n; i++) {
+      float score = scores[i];
+      scores[kept] = score;
+      docs[kept] = docs[i];
+      kept += score >= min ? 1 : 0;
+    }
+    size = kept;
+  }
+
+  /** The top k, ids read from {@code cache} (or from the doc values / stored fields when it is null). */
+  ScoredDocs result(IdCache cache) throws IOException {
+    compact(); // every candidate now scores at least the final k-th score
+    int n = size;
+    if (perm.length < n) {
+      perm = new int[candScores.length];
+      mergeTmp = new int[candScores.length];
+      idStart = new int[candScores.length];
+      idLength = new int[candScores.length];
+    }
+    if (scratch.length < n) {
+      scratch = new int[candScores.length];
+    }
+    sortByScore(n);
+    // runs of equal scores that reach into the top k: by id (stable, so docid order stays among equal ids)
+    boolean idsRead = false;
+    for (int from = 0; from < n && from < k; ) {
+      int to = from + 1;
+      float score = candScores[perm[from]];
+      while (to < n && candScores[perm[to]] == score) {
+        to++;
+      }
+      if (to - from > 1) {
+        if (!idsRead) {
+          readIds(n, cache);
+          idsRead = true;
+        }
+        sortById(from, to);
+      }
+      from = to;
+    }
+    int out = Math.min(k, n);
+    ScoredDocs docs = new ScoredDocs();
+    docs.lucene_docids = new int[out];
+    docs.scores = new float[out];
+    docs.docids = new String[out];
+    docs.lucene_documents = new Document[out];
+    StoredFields stored = null;
+    if (!idsRead && cache == null) {
+      readIds(n, null);
+    }
+    for (int r = 0; r < out; r++) {
+      int p = perm[r];
+      int doc = candDocs[p];
+      docs.lucene_docids[r] = doc;
+      docs.scores[r] = candScores[p];
+      String id = null;
+      if (cache != null) {
+        id = cache.id(doc);
+      } else if (idLength[p] >= 0) {
+        id = new BytesRef(ids, idStart[p], idLength[p]).utf8ToString();
+      }
+      if (id == null) {
+        if (stored == null) {
+          stored = searcher.storedFields();
+        }
+        id = stored.document(doc, ID_ONLY).get("id");
+      }
+      docs.docids[r] = id;
+    }
+    size = 0;
+    return docs;
+  }
+
+  /** perm[0, n): the candidates by score descending, docid ascending (LSD radix sort on the float bits). */
+  private void sortByScore(int n) {
+    int[] bits = scratch;
+    int[] src = perm;
+    int[] dst = mergeTmp;
+    for (int i = 0; i < n; i++) {
+      bits[i] = Float.floatToRawIntBits(candScores[i]); // non-negative floats order as their bits
+      src[i] = i;
+    }
+    int mask = (1 << SORT_RADIX_BITS) - 1;
+    int[] hist = sortHistogram;
+    for (int shift = 0; shift < 31 && n > 1; shift += SORT_RADIX_BITS) {
+      Arrays.fill(hist, 0);
+      for (int i = 0; i < n; i++) {
+        hist[(bits[i] >>> shift) & mask]++;
+      }
+      if (hist[(bits[0] >>> shift) & mask] == n) {
+        continue; // the same digit everywhere
+      }
+      int pos = 0;
+      for (int b = mask; b >= 0; b--) { // descending
+        int c = hist[b];
+        hist[b] = pos;
+        pos += c;
+      }
+      for (int i = 0; i < n; i++) {
+        int v = src[i];
+        dst[hist[(bits[v] >>> shift) & mask]++] = v;
+      }
+      int[] t = src;
+      src = dst;
+      dst = t;
+    }
+    if (src != perm) {
+      System.arraycopy(src, 0, perm, 0, n);
+    }
+  }
+
+  /** The id bytes of candidates [0, n): from the cache, else from the doc values (in docid order). */
+  private void readIds(int n, IdCache cache) throws IOException {
+    if (cache != null) {
+      ids = cache.pool;
+      for (int i = 0; i < n; i++) {
+        int doc = candDocs[i];
+        if (cache.has(doc)) {
+          idStart[i] = cache.start[doc];
+          idLength[i] = cache.start[doc + 1] - cache.start[doc];
+        } else {
+          idStart[i] = 0;
+          idLength[i] = -1;
+        }
+      }
+      return;
+    }
+    ids = ownIds;
+    List<LeafReaderContext> leaves = reader.leaves();
+    int leafIndex = -1;
+    LeafReaderContext leaf = null;
+    BinaryDocValues values = null;
+    int used = 0;
+    for (int i = 0; i < n; i++) {
+      int doc = candDocs[i];
+      while (leaf == null || doc >= leaf.docBase + leaf.reader().maxDoc()) {
+        leaf = leaves.get(++leafIndex);
+        values = leaf.reader().getBinaryDocValues("id");
+      }
+      if (values != null && values.advanceExact(doc - leaf.docBase)) {
+        BytesRef id = values.binaryValue();
+        if (used + id.length > ids.length) {
+          ids = ownIds = Arrays.copyOf(ids, Math.max(2 * ids.length, used + id.length));
+        }
+        System.arraycopy(id.bytes, id.offset, ids, used, id.length);
+        idStart[i] = used;
+        idLength[i] = id.length;
+        used += id.length;
+      } else {
+        idStart[i] = 0;
+        idLength[i] = -1;
+      }
+    }
+  }
+
+  /** As SortField.Type.STRING_VAL's comparator: missing first, then BytesRef.compareTo (unsigned bytes). */
+  private int compareIds(int a, int b) {
+    int la = idLength[a];
+    int lb = idLength[b];
+    if (la < 0 || lb < 0) {
+      return la < 0 ? (lb < 0 ? 0 : -1) : 1;
+    }
+    return Arrays.compareUnsigned(ids, idStart[a], idStart[a] + la, ids, idStart[b], idStart[b] + lb);
+  }
+
+  /** Stable merge sort of perm[from, to) by id. */
+  private void sortById(int from, int to) {
+    if (to - from <= 16) {
+      for (int i = from + 1; i < to; i++) {
+        int v = perm[i];
+        int j = i - 1;
+        while (j >= from && compareIds(perm[j], v) > 0) {
+          perm[j + 1] = perm[j];
+          j--;
+        }
+        perm[j + 1] = v;
+      }
+      return;
+    }
+    int mid = (from + to) >>> 1;
+    sortById(from, mid);
+    sortById(mid, to);
+    if (compareIds(perm[mid - 1], perm[mid]) <= 0) {
+      return;
+    }
+    System.arraycopy(perm, from, mergeTmp, from, mid - from);
+    int i = from;
+    int j = mid;
+    int o = from;
+    while (i < mid && j < to) {
+      perm[o++] = compareIds(perm[j], mergeTmp[i]) < 0 ? perm[j++] : mergeTmp[i++];
+    }
+    while (i < mid) {
+      perm[o++] = mergeTmp[i++];
+    }
+  }
+}
