@@ -58,6 +58,7 @@ def synthetic(tmp_path_factory):
             "queries": queries}
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 @pytest.mark.skipif(find_javac() is None, reason="the Java tests are compiled, and no javac >= 21 was found")
 def test_java_unit_tests_pass():
     report = javaext.run_java_tests()
@@ -70,6 +71,7 @@ def test_quantize_rule_in_python():
     assert bench_java.quantize_weight(0.37, 51.2) == 19
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 def test_fast_index_has_the_stock_postings(synthetic):
     assert synthetic["stats"]["indexed"] == 2000
     assert synthetic["stats"]["errors"] == 0
@@ -77,6 +79,7 @@ def test_fast_index_has_the_stock_postings(synthetic):
     assert javaext.compare_indexes(synthetic["stock"], synthetic["fast"]) == []
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 def test_index_compare_sees_a_difference(synthetic, tmp_path):
     vectors = tmp_path / "v"
     vectors.mkdir()
@@ -92,12 +95,14 @@ def test_index_compare_sees_a_difference(synthetic, tmp_path):
     assert any(first["id"] in d and term in d for d in diffs), diffs
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 def test_batch_search_equals_the_stock_search(synthetic):
     result = _compare_search_in_child(synthetic["stock"], synthetic["fast"], synthetic["queries"], k=100, scale=1.0)
     assert result["queries"] == 40 and result["hits"] > 1000
     assert result["mismatched"] == []
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 def test_anserini_search_collection_gives_the_same_run(synthetic, tmp_path):
     from splade_pyserini.anserini import run_java
 
@@ -115,6 +120,7 @@ def test_anserini_search_collection_gives_the_same_run(synthetic, tmp_path):
     assert runs[0] and runs[0] == runs[1]
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 def test_float_vectors_with_a_scale_equal_the_prerounded_stock_index(tmp_path):
     floats, rounded = tmp_path / "floats", tmp_path / "rounded"
     bench_java.synthetic_vectors(floats, 600, terms=60, max_weight=300, shards=2, seed=5, float_scale=4.0)
@@ -129,6 +135,7 @@ def test_float_vectors_with_a_scale_equal_the_prerounded_stock_index(tmp_path):
     assert result["hits"] > 0 and result["mismatched"] == []
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 def test_parquet_shards_index_like_jsonl(synthetic, tmp_path):
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
@@ -147,6 +154,7 @@ def test_parquet_shards_index_like_jsonl(synthetic, tmp_path):
     assert javaext.compare_indexes(synthetic["stock"], tmp_path / "index") == []
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 def test_malformed_line_names_file_and_line(tmp_path):
     vectors = tmp_path / "bad"
     vectors.mkdir()
@@ -158,6 +166,7 @@ def test_malformed_line_names_file_and_line(tmp_path):
     assert not index.exists()  # the half-built index was thrown away
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 def test_fractional_weights_need_a_scale(tmp_path):
     vectors = tmp_path / "v"
     vectors.mkdir()
@@ -168,6 +177,7 @@ def test_fractional_weights_need_a_scale(tmp_path):
     assert stats["indexed"] == 1
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 def test_metadata_and_hidden_files_are_not_read(tmp_path):
     vectors = tmp_path / "v"
     vectors.mkdir()
@@ -195,6 +205,7 @@ def test_extension_jar_is_verified_and_reused():
     assert javaext.build() == jar  # same sources, same Anserini: no rebuild
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 @pytest.mark.skipif(not (SHARED / "collections" / "cranfield").is_dir(), reason="needs ../shared/collections")
 def test_cranfield_bag_of_words_vectors(tmp_path):
     """Real text: Cranfield documents and queries as bag-of-words vectors (term counts)."""
@@ -219,3 +230,79 @@ def test_cranfield_bag_of_words_vectors(tmp_path):
     assert javaext.compare_indexes(tmp_path / "stock", tmp_path / "fast") == []
     result = _compare_search_in_child(tmp_path / "stock", tmp_path / "fast", queries, k=200, scale=1.0)
     assert result["queries"] == len(queries) and result["mismatched"] == []
+
+
+# --- the exact search engine (MaxScore with block-max bounds) against SimpleImpactSearcher -----------------------------
+KS = (1, 10, 1000)
+THREADS = (1, 2)
+
+
+def _compare_ks_in_child(index: Path, queries: dict, scale: float = 1.0) -> list[dict]:
+    """compare_search of BatchSearcher against SimpleImpactSearcher on ``index`` for every k in KS and thread count
+    in THREADS, in one child JVM: a list of {k, threads, queries, hits, mismatched}."""
+    return _in_child(f"""
+        import json
+        from splade_pyserini import javaext
+        from splade_pyserini.bench import index_search as bench_java
+        javaext.enable()
+        queries = json.loads({json.dumps(json.dumps(queries))})
+        out = []
+        for k in {KS!r}:
+            for threads in {THREADS!r}:
+                r = bench_java.compare_search({str(index)!r}, {str(index)!r}, queries, k=k, scale={scale},
+                                              threads=threads)
+                out.append({{"k": k, "threads": threads, **r}})
+        print(json.dumps(out))
+    """)
+
+
+def _assert_identical(results: list[dict], n: int, min_hits_at_1000: int) -> None:
+    assert [(r["k"], r["threads"]) for r in results] == [(k, t) for k in KS for t in THREADS]
+    for r in results:
+        assert r["queries"] == n and r["mismatched"] == [], (r["k"], r["threads"], r["mismatched"][:5])
+    assert min(r["hits"] for r in results if r["k"] == 1000) >= min_hits_at_1000
+
+
+@pytest.mark.slow  # a JVM in a subprocess
+def test_exact_search_with_many_ties_equals_simple_impact_searcher(tmp_path):
+    """Few distinct small impacts over 40k documents (several windows and skip blocks per term): scores tie
+    everywhere, so the k-th hit falls inside long runs of equal scores that the ids decide."""
+    vectors = tmp_path / "vectors"
+    bench_java.synthetic_vectors(vectors, 40_000, terms=12, max_weight=2, shards=2, seed=21, vocab_size=400,
+                                 weights="uniform")
+    javaext.fast_index(vectors, tmp_path / "index", threads=2, store_docvectors=False)
+    queries = bench_java.synthetic_queries(25, terms=4, max_weight=2, seed=22, vocab_size=400, weights="uniform")
+    results = _compare_ks_in_child(tmp_path / "index", queries)
+    _assert_identical(results, 25, min_hits_at_1000=25 * 1000)
+
+
+@pytest.mark.slow  # a JVM in a subprocess
+def test_exact_search_on_fitted_synthetic_vectors_equals_simple_impact_searcher(tmp_path):
+    """Impacts and lengths fitted to real SPLADE vectors over 30k documents: the pruning skips most postings."""
+    vectors = tmp_path / "vectors"
+    bench_java.synthetic_vectors(vectors, 30_000, terms=100, shards=2, seed=31)
+    javaext.fast_index(vectors, tmp_path / "index", threads=2, store_docvectors=False)
+    queries = bench_java.synthetic_queries(30, terms=30, seed=32)
+    _assert_identical(_compare_ks_in_child(tmp_path / "index", queries), 30, min_hits_at_1000=30 * 1000)
+
+
+def _splade_tiny_queries(pipeline: dict, encoder) -> dict:
+    from splade_pyserini.search import check_compatible
+
+    scale = check_compatible(pipeline["index"], encoder)
+    with open(pipeline["collection"] / "queries.jsonl") as f:
+        topics = [json.loads(line) for line in f]
+    weights = encoder.quantized_queries([t["text"] for t in topics], scale)
+    return {t["_id"]: w for t, w in zip(topics, weights)}
+
+
+def test_exact_search_on_cranfield_splade_tiny_equals_simple_impact_searcher(cranfield_pipeline, tiny_encoder):
+    queries = _splade_tiny_queries(cranfield_pipeline, tiny_encoder)
+    results = _compare_ks_in_child(cranfield_pipeline["index"], queries)
+    _assert_identical(results, len(queries), min_hits_at_1000=len(queries) * 900)
+
+
+def test_exact_search_on_vaswani_splade_tiny_equals_simple_impact_searcher(vaswani_pipeline, tiny_encoder):
+    queries = _splade_tiny_queries(vaswani_pipeline, tiny_encoder)
+    results = _compare_ks_in_child(vaswani_pipeline["index"], queries)
+    _assert_identical(results, len(queries), min_hits_at_1000=len(queries) * 900)

@@ -57,6 +57,7 @@ def _train(tiny_model, data, out) -> subprocess.CompletedProcess:
     return run_cli(*args, module="splade_pyserini.train.trainer", env={"HF_HUB_OFFLINE": "1"}, timeout=None)
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_planted_optimizer_state_runs_no_code_on_resume(tmp_path, tiny_model):
     data = _training_data(tmp_path)
     out = tmp_path / "model"
@@ -74,6 +75,7 @@ def test_planted_optimizer_state_runs_no_code_on_resume(tmp_path, tiny_model):
     assert "refusing to resume" in errors[0] and "optimizer.pt" in errors[0] and "--no-resume" in errors[0]
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_planted_model_weights_run_no_code(tmp_path, tiny_model):
     model = tmp_path / "model"
     shutil.copytree(tiny_model, model, ignore=shutil.ignore_patterns("*.safetensors*", "pytorch_model.bin*"))

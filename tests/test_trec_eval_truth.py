@@ -70,6 +70,7 @@ def tie_count(run: dict) -> int:
 
 
 # --- the constructed tie ------------------------------------------------------------------------------------------
+@pytest.mark.slow  # trec_eval (Java) in a subprocess
 def test_two_tied_documents_rank_by_docid_descending_as_trec_eval(tmp_path):
     qrels = write_trec_qrels({"q1": {"d1": 0, "d2": 1}}, tmp_path / "qrels.txt")
     run = tmp_path / "run.txt"
@@ -100,10 +101,12 @@ def trec_qrels(cranfield, vaswani, tmp_path_factory):
     return {c.name: write_trec_qrels(read_qrels(c), work / f"{c.name}.qrels.txt") for c in (cranfield, vaswani)}
 
 
+@pytest.mark.slow  # trec_eval (Java) in a subprocess
 def test_bm25_run_equals_trec_eval(bm25_runs, trec_qrels):
     assert_same_as_trec_eval(trec_qrels["cranfield"], bm25_runs["cranfield"], star_uses_j=False)
 
 
+@pytest.mark.slow  # trec_eval (Java) in a subprocess
 @pytest.mark.parametrize("name", ["cranfield", "vaswani"])
 def test_splade_runs_equal_trec_eval(name, request, trec_qrels):
     pipeline = request.getfixturevalue(f"{name}_pipeline")
@@ -125,6 +128,7 @@ def test_ties_in_file_order_would_change_cranfield_splade(cranfield_pipeline, tr
     assert differing  # ties decide some queries' values
 
 
+@pytest.mark.slow  # trec_eval (Java) in a subprocess
 def test_judged_only_ndcg_star_equals_trec_eval_J(bm25_runs, trec_qrels, tmp_path):
     """Cranfield's qrels given judged-non-relevant (0) and negative (-1) lines for retrieved documents, so that the
     paper's rule applies: ndcg*@10 = ``trec_eval -J -m ndcg_cut.10`` (which drops negative grades too)."""
