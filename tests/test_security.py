@@ -6,6 +6,7 @@ import json
 import pickle
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
