@@ -9,10 +9,14 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator
 
 from .errors import SpladeError
 from .jdk import ensure_java, java_executable, java_options
@@ -110,15 +114,46 @@ def java_command(main_class: str, args: list[str], classpath: list[str] | None =
     ]
 
 
-def run_java(main_class: str, args: list[str], classpath: list[str] | None = None, quiet: bool = False) -> str:
-    """Run an Anserini main class in a Java subprocess; raise a one-line error with its last message on failure."""
-    cmd = java_command(main_class, args, classpath)
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if not quiet and proc.stdout:
-        sys.stderr.write(proc.stdout[-4000:])
+def java_process(main_class: str, args: list[str], classpath: list[str] | None = None, *, what: str | None = None,
+                 env: dict | None = None, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
+    """Run a main class in a Java subprocess; its completed process (text stdout and stderr), or on failure a one-line
+    error naming ``what`` (default: the class's short name) with the process's last error message."""
+    proc = subprocess.run(java_command(main_class, args, classpath), capture_output=True, text=True, env=env, cwd=cwd)
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
         errors = [ln for ln in lines if "Exception" in ln or "Error" in ln or "ERROR" in ln]
         last = (errors or lines or ["(no output)"])[-1].strip()
-        raise SpladeError(f"{main_class.rsplit('.', 1)[-1]} failed (exit {proc.returncode}): {last}")
+        raise SpladeError(f"{what or main_class.rsplit('.', 1)[-1]} failed (exit {proc.returncode}): {last[:400]}")
+    return proc
+
+
+def run_java(main_class: str, args: list[str], classpath: list[str] | None = None, quiet: bool = False) -> str:
+    """Run an Anserini main class in a Java subprocess (see :func:`java_process`); its stdout and stderr."""
+    proc = java_process(main_class, args, classpath)
+    if not quiet and proc.stdout.strip():
+        logger.info("%s", proc.stdout[-4000:].rstrip("\n"))
     return proc.stdout + proc.stderr
+
+
+@contextmanager
+def collection_input(folder: str | os.PathLike, files: list[Path]) -> Iterator[Path]:
+    """``folder`` as the ``-input`` of an Anserini collection that must read ``files`` (paths under it) alone.
+
+    Stock ``JsonVectorCollection`` parses every non-empty file under its input folder, whatever its name (hidden
+    files and subfolders too): a vectors folder's records would be read as documents. When ``folder`` holds any
+    other non-empty file, this yields a temporary folder of links to ``files`` at the same relative paths (removed
+    afterwards); otherwise ``folder`` itself."""
+    folder = Path(folder)
+    wanted = {Path(f).resolve() for f in files}
+    if not any(p.is_file() and p.stat().st_size and p.resolve() not in wanted for p in folder.rglob("*")):
+        yield folder
+        return
+    staged = Path(tempfile.mkdtemp(prefix="splade-shards-"))
+    try:
+        for f in files:
+            link = staged / Path(f).relative_to(folder)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(Path(f).resolve(), link)
+        yield staged
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from .errors import SpladeError
@@ -45,19 +43,6 @@ def index_provenance(index_dir: str | os.PathLike) -> Provenance | None:
     return None if meta is None else Provenance.from_record(meta)
 
 
-def _staged_input(vectors_dir: Path) -> tuple[Path, bool]:
-    """A folder holding only the shards: the record (a line Anserini would count as an empty document, see
-    fileio.write_record) and an older folder's plain ``encoding.json`` (an exception in Anserini) stay out."""
-    others = [p for p in vectors_dir.iterdir() if p.is_file() and p.name.startswith(".") is False
-              and p not in shard_files(vectors_dir)]
-    if not others:
-        return vectors_dir, False
-    staged = Path(tempfile.mkdtemp(prefix="splade-shards-"))
-    for shard in shard_files(vectors_dir):
-        os.symlink(shard.resolve(), staged / shard.name)
-    return staged, True
-
-
 def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, threads: int | None = None,
                 store_docvectors: bool = True, stock: bool = False, quiet: bool = True) -> dict:
     """Index the shards of ``vectors_dir`` (written by ``encode``) into ``index_dir``; returns the index metadata.
@@ -65,7 +50,7 @@ def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, th
     By default through the Java extension (each term given to Lucene once, with its frequency set directly);
     ``stock=True``, or no javac >= 21 to build the extension, uses Anserini's JsonVectorCollection, which repeats
     each term ``weight`` times. Both give the same postings."""
-    from .anserini import anserini_version, run_java
+    from .anserini import anserini_version, collection_input, run_java
 
     vectors_dir = Path(vectors_dir)
     target = check_replaceable(index_dir, "--index")  # before any work: nothing of the user's is replaced
@@ -96,16 +81,12 @@ def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, th
     if meta.get("format") == "parquet":
         raise SpladeError(f"{vectors_dir} holds Parquet shards, which stock Anserini cannot read; index them without "
                           "--stock (the Java extension), or encode with --format jsonl.")
-    staged, temporary = _staged_input(vectors_dir)
-    try:
-        with atomic_directory(index_dir) as tmp:
-            args = ["-collection", "JsonVectorCollection", "-generator", "DefaultLuceneDocumentGenerator",
-                    "-input", str(staged), "-index", str(tmp), "-threads", str(threads), "-impact", "-pretokenized"]
-            if store_docvectors:
-                args.append("-storeDocvectors")
-            run_java("io.anserini.index.IndexCollection", args, quiet=quiet)
-            write_json(tmp / INDEX_META, index_meta)  # inside the index before it appears at its path
-    finally:
-        if temporary:
-            shutil.rmtree(staged, ignore_errors=True)
+    # the shards alone: stock JsonVectorCollection would read the folder's records as (empty) documents
+    with collection_input(vectors_dir, shard_files(vectors_dir)) as staged, atomic_directory(index_dir) as tmp:
+        args = ["-collection", "JsonVectorCollection", "-generator", "DefaultLuceneDocumentGenerator",
+                "-input", str(staged), "-index", str(tmp), "-threads", str(threads), "-impact", "-pretokenized"]
+        if store_docvectors:
+            args.append("-storeDocvectors")
+        run_java("io.anserini.index.IndexCollection", args, quiet=quiet)
+        write_json(tmp / INDEX_META, index_meta)  # inside the index before it appears at its path
     return index_meta

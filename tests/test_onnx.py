@@ -156,6 +156,8 @@ def test_export_refuses_what_the_java_side_cannot_tokenize(tiny_encoder):
 
 
 def test_onnx_regression_config_reproduces_in_both_runners(cranfield_pipeline, tiny_encoder, exported, tmp_path):
+    from splade_pyserini.anserini import run_java
+
     out = tmp_path / "regressions"
     work = tmp_path / "export-work"
     path = regression.export_regression(tiny_encoder, cranfield_pipeline["collection"], output=out,
@@ -177,9 +179,9 @@ def test_onnx_regression_config_reproduces_in_both_runners(cranfield_pipeline, t
     pre = tmp_path / "pre-encoded.tsv"
     pre.write_text("".join(ln + "\n" for ln in regression.topics_lines(qids, tiny_encoder.quantized_queries(texts))))
     plain_run = tmp_path / "plain.txt"
-    regression._java("io.anserini.search.SearchCollection",
-                     ["-index", str(cranfield_pipeline["index"]), "-topics", str(pre), "-topicReader", "TsvInt",
-                      "-output", str(plain_run), "-impact", "-pretokenized", "-hits", "1000"])
+    run_java("io.anserini.search.SearchCollection",
+             ["-index", str(cranfield_pipeline["index"]), "-topics", str(pre), "-topicReader", "TsvInt",
+              "-output", str(plain_run), "-impact", "-pretokenized", "-hits", "1000"], quiet=True)
     assert onnx_run.read_text() == plain_run.read_text()
 
     report = regression.run_regression(path, index=cranfield_pipeline["index"], log=lambda m: None)

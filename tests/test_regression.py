@@ -139,6 +139,82 @@ def test_changed_expected_values_fail_with_a_readable_diff(cranfield_pipeline, t
     assert "[OK  ] MAP on topics 'cranfield'" in proc.stdout
 
 
+# --- queries longer than Lucene's default clause limit ------------------------------------------------------------
+def long_query(vectors: Path, terms: int = 1500) -> dict[str, int]:
+    """A query of ``terms`` distinct index terms (from the shards), weights 1..7."""
+    from splade_pyserini.vectors import shard_files
+
+    query: dict[str, int] = {}
+    for shard in shard_files(vectors):
+        for line in open(shard, encoding="utf-8"):
+            for term in json.loads(line)["vector"]:
+                query.setdefault(term, 1 + len(query) % 7)
+                if len(query) == terms:
+                    return query
+    raise AssertionError(f"{vectors} holds fewer than {terms} terms")
+
+
+def test_a_topic_of_more_than_1024_terms_is_searched(cranfield_pipeline, tmp_path):
+    """Lucene allows 1,024 clauses per query by default, and a SPLADE query has one per term. Stock SearchCollection
+    logs TooManyClauses and leaves such a query out of its run; `regression run` searches through the extension's
+    SearchCollectionMain (the limit lifted), and the run holds the package's own hits for it."""
+    from splade_pyserini import javaext
+    from splade_pyserini.anserini import run_java
+
+    if javaext.extension_jar() is None:
+        pytest.skip("no javac >= 21 to build the Java extension")
+    query = long_query(cranfield_pipeline["vectors"])
+    short = dict(list(query.items())[:5])
+    config = copy_config("cranfield", tmp_path)
+    topics = tmp_path / regression.TOPICS_DIR / load("cranfield")["topics"][0]["path"]
+    regression.export._write_gzip_text(topics, "".join(ln + "\n" for ln in regression.topics_lines(["1", "2"],
+                                                                                                  [query, short])))
+    # stock SearchCollection: the long query is missing from the run (exit 0), so the test can tell
+    stock_run = tmp_path / "stock.txt"
+    log = run_java("io.anserini.search.SearchCollection",
+                   ["-index", str(cranfield_pipeline["index"]), "-topics", str(topics), "-topicReader", "TsvInt",
+                    "-output", str(stock_run), "-impact", "-pretokenized", "-hits", "1000"], quiet=True)
+    assert "TooManyClauses" in log and set(read_run(stock_run)) == {"2"}
+
+    report = tmp_path / "report.json"
+    proc = cli("run", config, "--index", cranfield_pipeline["index"], "--work-dir", tmp_path / "work", "--json", report)
+    assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]  # searched; metrics differ from the config's
+    result = json.loads(report.read_text())
+    assert all(c["ok"] for c in result["checks"] if c["kind"] == "stat")
+    (run_path,) = result["runs"].values()
+    ours = read_run(run_path)
+    with javaext.BatchSearcher(cranfield_pipeline["index"]) as searcher:  # the package's own search
+        theirs = searcher.search([query, short], ["1", "2"], k=1000, threads=1, scale=1.0)
+    assert len(query) > 1024 and ours.keys() == {"1", "2"}
+    for qid, hits in theirs.items():
+        assert len(hits) > 100 and ours[qid] == dict(hits)
+
+
+def test_a_long_topic_without_the_extension_is_a_clear_error(cranfield_pipeline, tmp_path, monkeypatch):
+    from splade_pyserini import javaext
+
+    monkeypatch.setattr(javaext, "extension_jar", lambda: None)
+    d = load("cranfield")
+    topics = tmp_path / "topics.tsv"
+    topics.write_text("".join(ln + "\n" for ln in regression.topics_lines(["1"], [long_query(
+        cranfield_pipeline["vectors"])])))
+    with pytest.raises(SpladeError, match="more than Lucene's 1,024 terms.*Java extension"):
+        regression.search(d, d["topics"][0], d["models"][0], cranfield_pipeline["index"], topics, tmp_path / "run.txt")
+
+
+@pytest.mark.parametrize("args", [["export", "--encoder", "splade-tiny", "--collection", ".", "--hits", "0"],
+                                  ["export", "--encoder", "splade-tiny", "--collection", ".", "--precision", "-1"],
+                                  ["export", "--encoder", "splade-tiny", "--collection", ".", "--shard-size", "0"],
+                                  ["export", "--encoder", "splade-tiny", "--collection", ".", "--index-threads", "-2"],
+                                  ["run", "missing.yaml", "--index-threads", "0"]])
+def test_numbers_below_one_are_refused_before_any_work(args):
+    from helpers import run_main
+
+    code, _, err = run_main("regression", *args)  # argparse: before the encoder is loaded or anything is read
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"argument {args[-2]}: {args[-1]} must be above 0" in err
+
+
 # --- stock Anserini accepts the exported config -------------------------------------------------------------------
 def test_anserinis_own_runner_reproduces_an_exported_config(exported_cranfield, cranfield_pipeline, tmp_path):
     """ReproduceFromDocumentCollection reads the YAML (Jackson), builds the IndexCollection / IndexReaderUtils /
@@ -250,12 +326,12 @@ def test_topic_lines_repeat_tokens_and_round_trip(tmp_path):
     lines = regression.topics_lines(["1", "2", "3"], [{"flow": 3, "##ing": 1}, {}, {"a": 2}])
     assert lines == ["1\tflow flow flow ##ing", "3\ta a"]
     path = tmp_path / "t.tsv.gz"
-    regression._write_gzip_text(path, "".join(ln + "\n" for ln in lines))
+    regression.export._write_gzip_text(path, "".join(ln + "\n" for ln in lines))
     assert regression.read_pre_encoded_topics(path) == {"1": {"flow": 3, "##ing": 1}, "3": {"a": 2}}
     with pytest.raises(SpladeError):
         regression.topics_lines(["1"], [{"a b": 1}])
-    assert regression._topic_reader(["1", "22"]) == "TsvInt"
-    assert regression._topic_reader(["1", "007"]) == "TsvString"
+    assert regression.export._topic_reader(["1", "22"]) == "TsvInt"
+    assert regression.export._topic_reader(["1", "007"]) == "TsvString"
     assert regression.round_half_up(0.37165, 4) == pytest.approx(0.3717)
 
 
