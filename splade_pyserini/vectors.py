@@ -56,7 +56,7 @@ def read_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
     if not path.is_file() and (Path(vectors_dir) / LEGACY_META_FILE).is_file():
         path = Path(vectors_dir) / LEGACY_META_FILE
     if not path.is_file():
-        raise SpladeError(f"{vectors_dir} has no {META_FILE}; produce it with `splade-pyserini encode` (or pass --scale).")
+        raise SpladeError(f"{vectors_dir} has no {META_FILE}; produce it with `splade-pyserini encode`.")
     meta = read_record(path)
     if meta is None:
         raise SpladeError(f"{path} is not a readable vectors record (damaged?); re-encode with --overwrite.")

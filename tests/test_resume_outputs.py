@@ -380,3 +380,13 @@ def test_a_damaged_index_record_is_refused_in_one_line(tmp_path, sample_index, t
     (index / INDEX_META).write_text("{not json")
     with pytest.raises(SpladeError, match="not a readable index record"):
         SpladeSearcher(index, tiny_encoder)
+
+
+def test_a_trained_models_seed_is_its_provenance(tmp_path):
+    from splade_pyserini.provenance import TRAIN_STATE_FILE, training_seed
+
+    assert training_seed(tmp_path) is None  # a model from elsewhere: no seed claimed
+    (tmp_path / TRAIN_STATE_FILE).write_text(json.dumps({"seeds": {"seed": 7}, "config": {"seed": 7}}))
+    assert training_seed(tmp_path) == 7
+    (tmp_path / TRAIN_STATE_FILE).write_text("{damaged")
+    assert training_seed(tmp_path) is None

@@ -32,6 +32,12 @@ def test_parquet_holds_the_same_vectors_as_jsonl(tmp_path, tiny_encoder):
     assert all(w > 0 for v in from_parquet.values() for w in v.values())
     schema = pq.read_schema(sorted((tmp_path / "p").glob("*.parquet"))[0])
     assert json.loads(schema.metadata[b"splade_pyserini"])["scale"] == 51.2
+    from splade_pyserini.provenance import Provenance
+
+    shard = Provenance.from_record(json.loads(schema.metadata[b"splade_pyserini"]))  # the folder's record, less shards
+    folder = Provenance.from_record(read_encoding_meta(tmp_path / "p"))
+    assert shard.shard_records == {} and len(folder.shard_records) == 3
+    assert shard.to_record(shards=False) == folder.to_record(shards=False)
 
 
 def test_torchrun_two_ranks_write_the_same_shards_as_one_process(tmp_path, tiny_model):
