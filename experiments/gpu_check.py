@@ -47,7 +47,8 @@ from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast  # noqa:
 from splade_pyserini.encoder import load_encoder  # noqa: E402
 from splade_pyserini.train.mine import Pool, write_pools  # noqa: E402
 from splade_pyserini.train.teachers import write_scores  # noqa: E402
-from splade_pyserini.train.trainer import make_config, train  # noqa: E402
+from splade_pyserini.train.config import make_config  # noqa: E402
+from splade_pyserini.train.trainer import train  # noqa: E402
 
 tmp = Path(tempfile.mkdtemp())
 words = [f"w{i}" for i in range(400)]

@@ -215,7 +215,8 @@ def test_st_folder_as_encoder_for_encode_index_search_and_the_pyserini_plugin(st
 @pytest.mark.parametrize("variant", ["full", "lexical", "doc"])
 def test_trained_checkpoint_loads_in_sparse_encoder_with_the_same_vectors(data_files, tmp_path, variant):
     from splade_pyserini.cards import resolve_card
-    from splade_pyserini.train.trainer import make_config, train
+    from splade_pyserini.train.config import make_config
+    from splade_pyserini.train.trainer import train
 
     out = tmp_path / "model"
     train(make_config(_config(data_files, out, steps=1, variant=variant)))
@@ -239,7 +240,8 @@ def test_trained_checkpoint_model_card(data_files, tmp_path):
     from huggingface_hub import ModelCard
 
     from splade_pyserini.train.model_card import model_card
-    from splade_pyserini.train.trainer import make_config, train
+    from splade_pyserini.train.config import make_config
+    from splade_pyserini.train.trainer import train
     from splade_pyserini.cards import EncoderCard
 
     out = tmp_path / "my-splade"

@@ -60,7 +60,9 @@ def _config(data_files, out, **over):
 def test_tiny_training_run_loads_as_encoder_and_resumes(data_files, tmp_path):
     from splade_pyserini.cards import CARD_FILE
     from splade_pyserini.encoder import load_encoder
-    from splade_pyserini.train.trainer import list_checkpoints, make_config, train
+    from splade_pyserini.train.checkpoints import list_checkpoints
+    from splade_pyserini.train.config import make_config
+    from splade_pyserini.train.trainer import train
 
     out = tmp_path / "model"
     state = train(make_config(_config(data_files, out, save_every=2, keep_checkpoints=5)))
@@ -91,7 +93,8 @@ def test_variants_and_distilbert_start(data_files, tmp_path):
     from transformers import AutoTokenizer, DistilBertConfig, DistilBertForMaskedLM
 
     from splade_pyserini.encoder import load_encoder
-    from splade_pyserini.train.trainer import make_config, train
+    from splade_pyserini.train.config import make_config
+    from splade_pyserini.train.trainer import train
 
     doc = train(make_config(_config(data_files, tmp_path / "doc", variant="doc", steps=1, lambda_q=1.0, reg_T=0)))
     assert doc["history"][0]["l1_q"] == 0.0 and doc["variant"] == "doc"
@@ -118,6 +121,7 @@ def _run(cmd, env):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
 
 
+@pytest.mark.slow  # torchrun: Python subprocesses
 def test_two_process_torchrun_matches_one_process(data_files, tmp_path):
     cfg = _config(data_files, tmp_path / "unused", batch_size=4, steps=3, dropout=0.0, lambda_d=0.5, lambda_q=0.3,
                   reg_T=2)  # large regularisers so that the global-batch FLOPS term matters
@@ -125,7 +129,8 @@ def test_two_process_torchrun_matches_one_process(data_files, tmp_path):
     cfg_path.write_text(json.dumps(cfg))
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "1"}
-    from splade_pyserini.train.trainer import make_config, train
+    from splade_pyserini.train.config import make_config
+    from splade_pyserini.train.trainer import train
 
     train(make_config({**cfg, "output_dir": str(tmp_path / "one")}))  # 1 process, in this one
     base = [sys.executable, "-m"]
@@ -160,7 +165,7 @@ def test_config_file_and_flags(tmp_path):
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers(dest="cmd"))
     args = parser.parse_args(["train", "--config", str(cfg), "--lr", "0.25", "--no-progress"])
-    from splade_pyserini.train.trainer import config_from_args, make_config
+    from splade_pyserini.train.config import config_from_args, make_config
 
     c = config_from_args(args)
     assert (c.lr, c.batch_size, c.progress, c.model) == (0.25, 4, False, "m")
@@ -204,7 +209,8 @@ def test_bench_train_tiny_cpu():
 
 def test_gradient_accumulation_matches_one_big_batch(data_files, tmp_path):
     """Without the FLOPS term (computed per micro-batch) and dropout, 2 micro-batches of 2 = 1 batch of 4."""
-    from splade_pyserini.train.trainer import make_config, train
+    from splade_pyserini.train.config import make_config
+    from splade_pyserini.train.trainer import train
 
     common = dict(batch_size=4, steps=2, dropout=0.0, lambda_d=0.0, lambda_q=0.3, reg_T=0)
     big = train(make_config(_config(data_files, tmp_path / "big", **common)))
@@ -214,13 +220,15 @@ def test_gradient_accumulation_matches_one_big_batch(data_files, tmp_path):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), (a["step"], key)
 
 
+@pytest.mark.slow  # an index and Pyserini in subprocesses
 def test_trained_checkpoint_is_searched_through_the_pyserini_plugin(data_files, tmp_path):
     """The output folder of a training run is an --encoder at once: encode + index with it here, then
     `python -m pyserini.search.lucene --impact --encoder <folder>` returns what `splade-pyserini search` does."""
     from splade_pyserini.encoder import load_encoder
     from splade_pyserini.index import build_index
     from splade_pyserini.topics import read_topics
-    from splade_pyserini.train.trainer import make_config, train
+    from splade_pyserini.train.config import make_config
+    from splade_pyserini.train.trainer import train
     from splade_pyserini.vectors import encode_corpus
 
     out = tmp_path / "model"

@@ -35,7 +35,8 @@ def bench_train(model: str = "bert-base", device: str = "auto", batch_size: int 
     import torch
 
     from .distributed import DistContext
-    from .trainer import TrainConfig, _student_module, compute_losses
+    from .config import TrainConfig
+    from .trainer import _student_module, compute_losses
 
     torch.manual_seed(seed)
     if device in (None, "auto"):

@@ -49,7 +49,8 @@ def _cmd_teach(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .trainer import config_from_args, train
+    from .config import config_from_args
+    from .trainer import train
 
     state = train(config_from_args(args))
     last = state["history"][-1] if state["history"] else {}
@@ -70,7 +71,7 @@ def _cmd_bench_train(args) -> int:
 
 def add_commands(subparsers) -> None:
     from ..cli import add_run_argument
-    from .trainer import add_config_arguments
+    from .config import add_config_arguments
 
     p = subparsers.add_parser("mine", help="negative pools from first-stage runs and qrels (SPLADE-v3 sampling)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -114,7 +114,8 @@ def run_experiment(workdir, cranfield, vaswani, model, config: dict | None = Non
     from .mine import mine, parse_tiers, write_pools
     from .model_card import write_model_card
     from .teachers import teach
-    from .trainer import make_config, train
+    from .config import make_config
+    from .trainer import train
 
     config = config or {}
     exp = {**DEFAULTS, **config.get("experiment", {})}

@@ -24,171 +24,34 @@ scheduler and RNG states), written atomically; a run started again with the same
 newest one (``resume = false`` starts over). Data order is a pure function of the seed and the step, so a resumed
 run sees the same batches as an uninterrupted one.
 
-Configuration: a TOML or JSON file (keys = :class:`TrainConfig` fields, or under a ``[train]`` table) and
-command-line flags ``--field-name value`` that override it. Data-parallel runs: see :mod:`.distributed`.
+Configuration: a TOML or JSON file (keys = :class:`~.config.TrainConfig` fields, or under a ``[train]`` table) and
+command-line flags ``--field-name value`` that override it (:mod:`.config`). Checkpoint and model-folder I/O:
+:mod:`.checkpoints`. This module keeps the loop and the model pieces it needs. Data-parallel runs: see
+:mod:`.distributed`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import math
 import os
 import random
 import shutil
 import time
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import SpladeError
-
-CHECKPOINT_DIR = "checkpoints"
-STATE_FILE = "train_state.json"
-
-
-@dataclass
-class TrainConfig:
-    model: str = ""  # warm start: encoder card name, model directory or Hugging Face id
-    output_dir: str = ""
-    queries: str = ""  # topics: BEIR folder, queries.jsonl, TSV, TREC
-    corpus: str = ""
-    pools: str = ""  # from `mine`
-    scores: str = ""  # from `teach` (JSONL or TREC run)
-    variant: str = ""  # full | lexical | doc; empty: the warm start's card
-    n_negatives: int = 8
-    batch_size: int = 20  # queries per optimizer step, over all ranks and accumulation steps
-    grad_accum: int = 1
-    steps: int = 0  # optimizer steps; 0: from epochs
-    epochs: float = 5.0
-    lr: float = 2e-5
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.01
-    warmup_steps: int = -1  # >= 0 overrides warmup_ratio
-    max_grad_norm: float = 1.0  # <= 0: no clipping
-    kl_weight: float = 0.99
-    margin_mse_weight: float = 0.05
-    lambda_d: float = 0.02
-    lambda_q: float = 0.01
-    reg_T: int = 30000
-    query_max_length: int = 128  # training lengths (naver HF baseline: 128)
-    doc_max_length: int = 128
-    card_query_max_length: int = 0  # lengths written to the card for inference; 0: the warm start's card
-    card_doc_max_length: int = 0
-    scale: float = 0.0  # quantisation scale for the card; 0: the warm start's card (51.2)
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16
-    device: str = "auto"
-    seed: int = 42
-    dropout: float = -1.0  # >= 0 sets every dropout probability; < 0 keeps the model's
-    save_every: int = 0  # checkpoint every N steps; 0: only at the end
-    keep_checkpoints: int = 2
-    threads: int = 0  # torch CPU threads; 0: torch's default
-    resume: bool = True
-    progress: bool = True
-
-    def validate(self) -> None:
-        for name in ("model", "output_dir", "queries", "corpus", "pools", "scores"):
-            if not getattr(self, name):
-                raise SpladeError(f"training config: `{name}` is required (config file key or --{name.replace('_', '-')}).")
-        if self.variant and self.variant not in ("full", "lexical", "doc"):
-            raise SpladeError(f"training config: variant {self.variant!r} is not one of full, lexical, doc.")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise SpladeError(f"training config: precision {self.precision!r} is not one of auto, fp32, bf16, fp16.")
-        if self.batch_size < 1 or self.grad_accum < 1 or self.n_negatives < 1:
-            raise SpladeError("training config: batch_size, grad_accum and n_negatives must be >= 1.")
-        if self.steps <= 0 and self.epochs <= 0:
-            raise SpladeError("training config: set steps > 0 or epochs > 0.")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-# Fields whose change would make resuming mix two different trainings.
-_RESUME_KEYS = ("seed", "batch_size", "n_negatives", "pools", "scores", "variant", "steps", "epochs", "lr")
-
-
-def read_config_file(path: str | os.PathLike) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise SpladeError(f"training config {path} does not exist.")
-    try:
-        if path.suffix == ".json":
-            data = json.loads(path.read_text())
-        else:
-            data = tomllib.loads(path.read_text())
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
-        raise SpladeError(f"cannot parse training config {path}: {e}.") from None
-    if "train" in data and isinstance(data["train"], dict):
-        data = data["train"]
-    base = path.resolve().parent
-    for key in ("model", "output_dir", "queries", "corpus", "pools", "scores"):  # relative to the config file
-        value = data.get(key)
-        if isinstance(value, str) and value.startswith(("./", "../")):
-            data[key] = str((base / value).resolve())
-    return data
-
-
-def make_config(values: dict) -> TrainConfig:
-    known = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise SpladeError(f"training config: unknown key(s) {unknown}; allowed: {sorted(known)}.")
-    cfg = TrainConfig()
-    for key, value in values.items():
-        default = getattr(cfg, key)
-        try:
-            if isinstance(default, bool):
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
-            elif isinstance(default, int):
-                value = int(value)
-            elif isinstance(default, float):
-                value = float(value)
-            else:
-                value = str(value)
-        except (TypeError, ValueError):
-            raise SpladeError(f"training config: {key} = {value!r} is not a {type(default).__name__}.") from None
-        setattr(cfg, key, value)
-    return cfg
-
-
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--config FILE`` plus one ``--field-name`` flag per :class:`TrainConfig` field (all default to unset)."""
-    parser.add_argument("--config", help="TOML or JSON training config; flags override its values")
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, dest=f.name, default=None, action=argparse.BooleanOptionalAction)
-        else:
-            parser.add_argument(flag, dest=f.name, default=None, type=type(f.default), metavar=f.name.upper())
-
-
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    values: dict = read_config_file(args.config) if getattr(args, "config", None) else {}
-    for f in dataclasses.fields(TrainConfig):
-        v = getattr(args, f.name, None)
-        if v is not None:
-            values[f.name] = v
-    return make_config(values)
+from .checkpoints import STATE_FILE, card_for, list_checkpoints, load_state, save_checkpoint, write_final
+from .config import RESUME_KEYS, TrainConfig, add_config_arguments, config_from_args
 
 
 # --- model pieces -----------------------------------------------------------------------------------------------
-def bag_of_words(input_ids, vocab_size: int, special_ids):
-    """``[batch, vocab]`` 0/1: the token ids of each row, special tokens (incl. padding) removed."""
-    import torch
-
-    bow = torch.zeros((input_ids.shape[0], vocab_size), dtype=torch.float32, device=input_ids.device)
-    bow.scatter_(1, input_ids, 1.0)
-    if len(special_ids):
-        bow[:, torch.as_tensor(list(special_ids), device=input_ids.device)] = 0.0
-    return bow
-
-
 def _student_module(mlm, variant: str, vocab_size: int, special_ids):
     import torch
 
-    from ..encoder import splade_max
+    from ..encoder import bag_of_words, splade_max
 
     class SpladeStudent(torch.nn.Module):
         """One forward for queries and documents, so DDP sees a single forward per backward."""
@@ -254,89 +117,6 @@ def compute_losses(q_reps, d_reps, teacher, cfg: TrainConfig, step: int, ctx, va
     return objective, logged
 
 
-# --- checkpoints ------------------------------------------------------------------------------------------------
-def _card_for(cfg: TrainConfig, init_card, variant: str, name: str):
-    from ..cards import EncoderCard
-
-    return EncoderCard(
-        name=name, model=".", variant=variant,
-        query_max_length=cfg.card_query_max_length or init_card.query_max_length,
-        doc_max_length=cfg.card_doc_max_length or init_card.doc_max_length,
-        scale=cfg.scale or init_card.scale,
-        description=f"fine-tuned by splade-pyserini train from {init_card.name}",
-    )
-
-
-def _save_model_dir(directory: Path, model, tokenizer, card) -> None:
-    from ..cards import CARD_FILE
-    from ..st_bridge import write_sentence_transformers_files
-
-    from transformers.utils import logging as hf_logging
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        model.save_pretrained(str(directory))
-        tokenizer.save_pretrained(str(directory))
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-    (directory / CARD_FILE).write_text(card.to_toml())
-    write_sentence_transformers_files(directory, card, tokenizer)  # SparseEncoder(directory) loads it too
-
-
-def list_checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
-    root = Path(output_dir) / CHECKPOINT_DIR
-    found = []
-    if root.is_dir():
-        for p in root.iterdir():
-            if p.is_dir() and p.name.startswith("step-") and (p / STATE_FILE).is_file():
-                try:
-                    found.append((int(p.name[5:]), p))
-                except ValueError:
-                    pass
-    return sorted(found)
-
-
-def _write_final(output_dir: Path, model, tokenizer, card, state: dict) -> None:
-    """The trained model into ``output_dir`` itself, each file replaced atomically."""
-    from ..fileio import OWNER_FILE, atomic_directory
-    from ..st_bridge import ST_ENTRIES
-    from .model_card import write_model_card
-
-    tmp_name = output_dir / ".final"
-    with atomic_directory(tmp_name, "model") as tmp:
-        _save_model_dir(tmp, model, tokenizer, card)
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-        (tmp / "train_log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in state["history"]))
-        write_model_card(tmp)  # README.md for the Hugging Face Hub
-    for stale in ("pytorch_model.bin", "model.safetensors.index.json", "pytorch_model.bin.index.json") + ST_ENTRIES:
-        if (output_dir / stale).is_dir() and not (tmp_name / stale).exists():
-            shutil.rmtree(output_dir / stale)
-        elif (output_dir / stale).exists() and not (tmp_name / stale).exists():
-            (output_dir / stale).unlink()
-    for f in sorted(tmp_name.iterdir()):
-        if f.name == OWNER_FILE:  # output_dir keeps its own record (a training output)
-            continue
-        if f.is_dir() and (output_dir / f.name).is_dir():  # a module folder of the sentence-transformers layout
-            shutil.rmtree(output_dir / f.name)
-        os.replace(f, output_dir / f.name)
-    shutil.rmtree(tmp_name, ignore_errors=True)
-
-
-def _load_state(path: Path, device):
-    """Optimizer, scheduler, scaler and RNG states of a checkpoint: tensors and plain data only
-    (``weights_only``), so a planted file cannot run code; anything else is refused with one line."""
-    import torch
-
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise SpladeError(f"refusing to resume from {path}: it holds more than tensors and plain data ({first}); "
-                          "start over with --no-resume or another output_dir.") from None
-
-
 # --- the loop ---------------------------------------------------------------------------------------------------
 def train(cfg: TrainConfig) -> dict:
     """Run (or resume) a training; returns the final state (config, seeds, history …)."""
@@ -345,7 +125,6 @@ def train(cfg: TrainConfig) -> dict:
 
     from ..cards import resolve_card
     from ..checkpoint import load_masked_lm, resolve_model_dir
-    from ..fileio import atomic_directory
     from ..topics import read_topics
     from . import distributed
     from .data import TrainingData, corpus_texts
@@ -391,7 +170,7 @@ def train(cfg: TrainConfig) -> dict:
         if checkpoints and cfg.resume:
             step0, resume_dir = checkpoints[-1]
             saved = json.loads((resume_dir / STATE_FILE).read_text())
-            changed = [k for k in _RESUME_KEYS if saved["config"].get(k) != getattr(cfg, k)]
+            changed = [k for k in RESUME_KEYS if saved["config"].get(k) != getattr(cfg, k)]
             if changed:
                 raise SpladeError(f"{output_dir} holds a training with different {', '.join(changed)}; use another "
                                   "output_dir, or --no-resume to start over there.")
@@ -439,7 +218,7 @@ def train(cfg: TrainConfig) -> dict:
         scaler = torch.amp.GradScaler("cuda") if (precision == "fp16" and cuda) else None
 
         if resume_dir is not None:
-            extra = _load_state(resume_dir / "optimizer.pt", ctx.device)
+            extra = load_state(resume_dir / "optimizer.pt", ctx.device)
             optimizer.load_state_dict(extra["optimizer"])
             scheduler.load_state_dict(extra["scheduler"])
             if scaler is not None and extra.get("scaler"):
@@ -450,7 +229,7 @@ def train(cfg: TrainConfig) -> dict:
                 if cuda and rng[ctx.rank].get("cuda") is not None:
                     torch.cuda.set_rng_state(rng[ctx.rank]["cuda"])
 
-        card = _card_for(cfg, init_card, variant, output_dir.name)
+        card = card_for(cfg, init_card, variant, output_dir.name)
         seeds = {"seed": cfg.seed, "torch_seed_per_rank": "seed + rank", "data": "numpy default_rng([seed, ...]), see data.py",
                  "pools_seed": pool_meta.get("seed")}
 
@@ -461,17 +240,13 @@ def train(cfg: TrainConfig) -> dict:
                     "training_queries": len(data),
                     "dropped_queries": data.dropped, "warmup_steps": warmup, "history": history}
 
-        def save_checkpoint(step: int) -> None:
+        def checkpoint(step: int) -> None:
             rng = ctx.gather_objects({"torch": torch.get_rng_state(),
                                       "cuda": torch.cuda.get_rng_state() if cuda else None})
             if ctx.is_main:
-                with atomic_directory(output_dir / CHECKPOINT_DIR / f"step-{step:07d}", "checkpoint") as tmp:
-                    _save_model_dir(tmp, mlm, tokenizer, card)
-                    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                "scaler": scaler.state_dict() if scaler else None, "rng": rng}, tmp / "optimizer.pt")
-                    (tmp / STATE_FILE).write_text(json.dumps(state_dict(step), indent=2, sort_keys=True) + "\n")
-                for _, old in list_checkpoints(output_dir)[:-max(1, cfg.keep_checkpoints)]:
-                    shutil.rmtree(old, ignore_errors=True)
+                extra = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                         "scaler": scaler.state_dict() if scaler else None, "rng": rng}
+                save_checkpoint(output_dir, step, mlm, tokenizer, card, extra, state_dict(step), cfg.keep_checkpoints)
             ctx.barrier()
 
         bar = None
@@ -527,15 +302,15 @@ def train(cfg: TrainConfig) -> dict:
                 bar.update(1)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", L0_d=f"{record['L0_d']:.0f}")
             if cfg.save_every > 0 and (step + 1) % cfg.save_every == 0 and step + 1 < total_steps:
-                save_checkpoint(step + 1)
+                checkpoint(step + 1)
         if bar is not None:
             bar.close()
         final_step = max(start_step, total_steps)
         if start_step < total_steps or not (output_dir / STATE_FILE).is_file():
             if start_step < total_steps:
-                save_checkpoint(final_step)
+                checkpoint(final_step)
             if ctx.is_main:
-                _write_final(output_dir, mlm, tokenizer, card, state_dict(final_step))
+                write_final(output_dir, mlm, tokenizer, card, state_dict(final_step))
             ctx.barrier()
         return state_dict(final_step)
     finally:
