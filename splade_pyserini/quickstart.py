@@ -66,7 +66,7 @@ def quickstart(encoder: str = "splade-tiny", collection: str | None = None, work
     from .encoder import load_encoder
     from .eval.metrics import evaluate
     from .index import build_index
-    from .runs import read_qrels, write_run
+    from .runs import from_hits, read_qrels, write_run
     from .search import search_topics
     from .topics import read_topics
     from .vectors import encode_corpus
@@ -111,8 +111,7 @@ def quickstart(encoder: str = "splade-tiny", collection: str | None = None, work
     print(f"[5/5] BM25 (k1=0.9, b=0.4) → {work / 'run.bm25.txt'}")
 
     qrels = read_qrels(qrels_src)
-    as_run = lambda res: {q: dict(h) for q, h in res.items()}  # noqa: E731
-    scores = evaluate(qrels, {"BM25": as_run(bm25), enc.card.name: as_run(splade)}, METRICS)
+    scores = evaluate(qrels, {"BM25": bm25, enc.card.name: from_hits(splade)}, METRICS)
     print()
     print(format_table(scores, METRICS))
     print()
