@@ -25,9 +25,9 @@ import java.util.Arrays;
  * hit instead) above {@code maxBytes} of ids; the default, {@link #DEFAULT_MAX_BYTES}, is 1 GiB, and the number of
  * documents is limited only by Lucene's own (2^31 - 128).
  */
-final class IdCache {
+public final class IdCache {
   /** Default limit on the ids' bytes: 1 GiB. */
-  static final int DEFAULT_MAX_BYTES = 1 << 30;
+  public static final int DEFAULT_MAX_BYTES = 1 << 30;
 
   final byte[] pool;
   final int[] start;

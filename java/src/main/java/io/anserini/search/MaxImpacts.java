@@ -25,7 +25,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * first time a query uses the term in the segment and kept: memory is one map entry per term seen per segment (about
  * 100 bytes; 30k-term SPLADE vocabularies: a few MiB per segment at most).
  */
-final class MaxImpacts {
+public final class MaxImpacts {
   private final ConcurrentHashMap<BytesRef, Integer>[] perLeaf;
 
   @SuppressWarnings("unchecked")
@@ -48,7 +48,7 @@ final class MaxImpacts {
   }
 
   /** The largest frequency of the term {@code terms} is positioned on, from its impacts (see the class comment). */
-  static int compute(TermsEnum terms) throws IOException {
+  public static int compute(TermsEnum terms) throws IOException {
     ImpactsEnum postings = terms.impacts(PostingsEnum.FREQS);
     int max = 0;
     int target = 0;
@@ -82,7 +82,7 @@ final class MaxImpacts {
   }
 
   /** The largest frequency by reading every posting (for tests). */
-  static int scan(TermsEnum terms) throws IOException {
+  public static int scan(TermsEnum terms) throws IOException {
     PostingsEnum postings = terms.postings(null, PostingsEnum.FREQS);
     int max = 0;
     for (int doc = postings.nextDoc(); doc != DocIdSetIterator.NO_MORE_DOCS; doc = postings.nextDoc()) {

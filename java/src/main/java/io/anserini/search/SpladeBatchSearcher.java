@@ -113,6 +113,7 @@ public class SpladeBatchSearcher implements Closeable {
   private final boolean idValuesSortable;
   private final MaxImpacts maxImpacts;
   private final ThreadLocal<ExactImpactSearch> workspaces;
+  private final int idCacheMaxBytes;
   private volatile IdCache idCache;
   private volatile boolean idCacheDone;
   /** Search threads kept from call to call (with their workspaces); grown when a call asks for more. */
@@ -123,6 +124,11 @@ public class SpladeBatchSearcher implements Closeable {
   }
 
   public SpladeBatchSearcher(String indexDir, String field) throws IOException {
+    this(indexDir, field, IdCache.DEFAULT_MAX_BYTES);
+  }
+
+  /** {@code idCacheMaxBytes}: the most bytes of ids that the id cache may hold (see {@link IdCache}). */
+  public SpladeBatchSearcher(String indexDir, String field, int idCacheMaxBytes) throws IOException {
     Path path = Paths.get(indexDir);
     if (!Files.isDirectory(path) || !Files.isReadable(path)) {
       throw new IOException(indexDir + " does not exist or is not a readable directory");
@@ -131,6 +137,7 @@ public class SpladeBatchSearcher implements Closeable {
     this.searcher = new IndexSearcher(reader);
     this.searcher.setSimilarity(new ImpactSimilarity());
     this.field = field;
+    this.idCacheMaxBytes = idCacheMaxBytes;
     boolean sortable = true;
     for (LeafReaderContext leaf : reader.leaves()) {
       FieldInfo id = leaf.reader().getFieldInfos().fieldInfo("id");
@@ -185,6 +192,12 @@ public class SpladeBatchSearcher implements Closeable {
       first = false;
     }
     return all.toString();
+  }
+
+  /** Documents in the id cache (building it if needed): 0 when the ids are too large for it. */
+  public int idCacheSize() throws IOException {
+    IdCache cache = idCache();
+    return cache == null ? 0 : cache.size();
   }
 
   public int numDocs() {
@@ -289,7 +302,7 @@ public class SpladeBatchSearcher implements Closeable {
     }
     synchronized (this) {
       if (!idCacheDone) {
-        idCache = IdCache.build(reader);
+        idCache = IdCache.build(reader, idCacheMaxBytes);
         idCacheDone = true;
       }
       return idCache;

@@ -16,6 +16,8 @@ import io.anserini.rerank.lib.ScoreTiesAdjusterReranker;
 import io.anserini.search.ScoredDoc;
 import io.anserini.search.ScoredDocs;
 import io.anserini.search.SimpleImpactSearcher;
+import io.anserini.search.MaxImpacts;
+import io.anserini.search.IdCache;
 import io.anserini.search.SpladeBatchSearcher;
 import io.anserini.search.query.BagOfWordsQueryGenerator;
 import io.anserini.search.similarity.ImpactSimilarity;
@@ -108,6 +110,23 @@ public final class SpladeTests {
       ts.end();
     }
     return m;
+  }
+
+  /** Writes {@code docs} documents "d0", "d1", ... whose terms and impacts {@code vector} gives, with the generator. */
+  private static void writeIndex(Path index, int docs, java.util.function.IntFunction<Map<String, Integer>> vector,
+                                 int ramBufferBytes) throws Exception {
+    IndexWriterConfig config = new IndexWriterConfig(new WhitespaceAnalyzer());
+    config.setSimilarity(new ImpactSimilarity());
+    config.setRAMBufferSizeMB(ramBufferBytes / 1048576.0);
+    SpladeImpactGenerator generator = new SpladeImpactGenerator(new IndexCollection.Args());
+    try (IndexWriter writer = new IndexWriter(FSDirectory.open(index), config)) {
+      for (int d = 0; d < docs; d++) {
+        Map<String, Integer> v = vector.apply(d);
+        String[] terms = v.keySet().toArray(new String[0]);
+        int[] impacts = v.values().stream().mapToInt(Integer::intValue).toArray();
+        writer.addDocument(generator.createDocument(new SpladeVectorCollection.Document("d" + d, terms, impacts, null)));
+      }
+    }
   }
 
   /** SimpleImpactSearcher's hits as docids and scores. */
@@ -555,6 +574,91 @@ public final class SpladeTests {
         }
       }
       check(comparedHits > 4000, "compared " + comparedHits + " hits");
+    });
+
+    test("the largest impact of each term from Lucene's impacts equals a scan of its postings", () -> {
+      // 3,000 documents over 40 terms, impacts 1..200 (a few large ones placed at random): terms of 1 to ~3,000
+      // postings, so single incomplete blocks, full 256-posting blocks and the tail after them
+      Path index = tmp.resolve("max-impacts-index");
+      Random random = new Random(5);
+      String[] vocab = new String[40];
+      for (int t = 0; t < vocab.length; t++) {
+        vocab[t] = "m" + t;
+      }
+      writeIndex(index, 3000, d -> {
+        int n = 1 + random.nextInt(12);
+        Map<String, Integer> doc = new LinkedHashMap<>();
+        for (int i = 0; i < n; i++) {
+          int t = (int) Math.min(vocab.length - 1, Math.abs(random.nextGaussian()) * 12);
+          doc.put(vocab[t], random.nextInt(50) == 0 ? 100 + random.nextInt(101) : 1 + random.nextInt(40));
+        }
+        return doc;
+      }, 256 << 20);
+      int checked = 0;
+      try (DirectoryReader reader = DirectoryReader.open(FSDirectory.open(index))) {
+        for (org.apache.lucene.index.LeafReaderContext leaf : reader.leaves()) {
+          org.apache.lucene.index.TermsEnum terms = leaf.reader().terms("contents").iterator();
+          org.apache.lucene.index.TermsEnum scan = leaf.reader().terms("contents").iterator();
+          for (org.apache.lucene.util.BytesRef term = terms.next(); term != null; term = terms.next()) {
+            check(scan.seekExact(term), "term");
+            checkEquals(MaxImpacts.scan(scan), MaxImpacts.compute(terms), term.utf8ToString());
+            checked += terms.docFreq() > 600 ? 1 : 0;
+          }
+        }
+      }
+      check(checked >= 3, "terms over two blocks: " + checked);
+    });
+
+    test("search and id cache above the old 4M-document limit of the id cache", () -> {
+      // Many one-term documents (Integer.getInteger("splade.test.bigDocs"), default 4.5M): scores tie in long runs
+      // that the ids decide; the cache holds every id; a cache limit too small falls back to the doc values
+      int docs = Integer.getInteger("splade.test.bigDocs", 4_500_000);
+      Path index = tmp.resolve("big-index");
+      String[] vocab = {"a", "b", "c", "d", "e"};
+      writeIndex(index, docs, d -> {
+        Map<String, Integer> doc = new LinkedHashMap<>();
+        doc.put(d % 100_003 == 7 ? "rare" : vocab[(int) ((d * 2654435761L) % vocab.length)],
+            1 + (int) ((d * 40503L) % 9));
+        return doc;
+      }, 256 << 20);
+      List<Map<String, Integer>> queries = List.of(Map.of("a", 1), Map.of("b", 2, "c", 1), Map.of("rare", 3, "d", 1),
+          Map.of("rare", 50, "e", 1));
+      List<String> qids = new ArrayList<>();
+      List<String> terms = new ArrayList<>();
+      List<Double> weights = new ArrayList<>();
+      int[] offsets = new int[queries.size() + 1];
+      for (int q = 0; q < queries.size(); q++) {
+        qids.add("q" + q);
+        for (Map.Entry<String, Integer> e : new java.util.TreeMap<>(queries.get(q)).entrySet()) {
+          terms.add(e.getKey());
+          weights.add((double) e.getValue());
+        }
+        offsets[q + 1] = terms.size();
+      }
+      try (SimpleImpactSearcher simple = new SimpleImpactSearcher(index.toString())) {
+        checkEquals(docs, simple.get_total_num_docs(), "documents");
+        for (int idCacheBytes : new int[] {IdCache.DEFAULT_MAX_BYTES, 1 << 20}) {
+          try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString(), "contents", idCacheBytes)) {
+            for (int k : new int[] {10, 1000}) {
+              SpladeBatchSearcher.Result result = batch.search(qids.toArray(new String[0]), offsets,
+                  terms.toArray(new String[0]), weights.stream().mapToDouble(Double::doubleValue).toArray(), 1.0, k,
+                  2);
+              for (int q = 0; q < queries.size(); q++) {
+                ScoredDoc[] expected = simple.search(queries.get(q), k);
+                String what = "q" + q + " k=" + k + " id cache bytes " + idCacheBytes;
+                checkEquals(k, expected.length, what + " hits");
+                checkEquals(expected.length, result.offsets[q + 1] - result.offsets[q], what + " hits");
+                for (int i = 0; i < expected.length; i++) {
+                  checkEquals(expected[i].docid, result.docids[result.offsets[q] + i], what + " rank " + (i + 1));
+                  checkEquals(expected[i].score, result.scores[result.offsets[q] + i], what + " score " + (i + 1));
+                }
+              }
+            }
+            checkEquals(idCacheBytes == IdCache.DEFAULT_MAX_BYTES, batch.idCacheSize() == docs,
+                "the id cache holds every document (or none under the small limit): " + batch.idCacheSize());
+          }
+        }
+      }
     });
 
     test("batch search validates its arrays", () -> {
