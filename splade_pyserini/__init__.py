@@ -23,7 +23,7 @@ _LAZY = {
     "SpladeError": ("errors", "SpladeError"),
     "SparseVector": ("sparse_vector", "SparseVector"),
     "as_vectors": ("sparse_vector", "as_vectors"),
-    "explain": ("explain", "explain"),
+    "explain": ("explanation", "explain"),
 }
 
 __all__ = ["__version__", *_LAZY]

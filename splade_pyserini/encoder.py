@@ -9,12 +9,13 @@ The maths is done the cheap way without changing the result:
 * the non-zero entries are extracted on the device, and only those leave it.
 
 Variants (card ``variant``): ``full``; ``lexical`` (query weights kept only on the query's own tokens);
-``doc`` (queries are the binary bag of their tokens; only documents go through the model).
+``doc`` (queries are the binary bag of their tokens; only documents go through the model). Queries take their own
+path, :class:`~splade_pyserini.query_encoder.QueryEncoder`; :func:`bag_of_words` is the one rule for "the text's own
+tokens", :func:`quantize` the one rule for integer weights.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 
 from .cards import EncoderCard, resolve_card
 from .errors import SpladeError
-from .exact import Float64Forward, float32_rounding_as, rows_near_boundary
+from .exact import Float64Forward
 
 
 @dataclass
@@ -113,13 +114,12 @@ class NumpyHead:
 
     :meth:`max_over_positions` takes the max over each text's positions one vocabulary block at a time, so the
     ``[tokens, vocab]`` logits never exist whole: each block's logits stay in the cache between the matrix product
-    and the max, instead of gigabytes going to memory and back. ``blocks``: ``W^T`` cut into ``[blocks, hidden,
-    width]`` column blocks (:func:`~splade_pyserini.query_encoder.vocab_blocks`).
+    and the max, instead of gigabytes going to memory and back. ``weight``: the decoder's ``[vocab, hidden]``.
     """
 
-    def __init__(self, blocks: np.ndarray, vocab: int):
-        self.vocab = vocab
-        self.blocks = blocks
+    def __init__(self, weight: np.ndarray, width: int = 1024):
+        self.vocab = weight.shape[0]
+        self.blocks = vocab_blocks(np.asarray(weight, dtype=np.float32), width)
 
     def max_over_positions(self, h):
         import torch
@@ -133,6 +133,44 @@ class NumpyHead:
             logits = np.matmul(x, block).reshape(rows, length, width)
             np.max(logits[:, :, :stop - start], axis=1, out=out[:, start:stop])
         return torch.from_numpy(out)
+
+
+def vocab_blocks(weight: np.ndarray, width: int) -> np.ndarray:
+    """``W^T`` (``weight`` is ``[vocab, hidden]``) cut into ``[blocks, hidden, width]`` contiguous column blocks, the
+    last one padded with zeros: each block's logits stay in the cache between the product and what uses them."""
+    vocab, hidden = weight.shape
+    n = -(-vocab // width)
+    blocks = np.zeros((n, hidden, width), dtype=np.float32)
+    for b in range(n):
+        part = weight[b * width:(b + 1) * width]
+        blocks[b, :, :len(part)] = part.T
+    return blocks
+
+
+def bag_of_words(input_ids, vocab_size: int, special_ids, device=None):
+    """``[texts, vocab]`` float32 0/1: the vocabulary entries of each text's own tokens, special tokens (padding
+    included) left out. The one rule for "the text's own tokens": lexical and doc-variant queries, their training,
+    and the expansion terms that :class:`~splade_pyserini.sparse_vector.SparseVector` and explanations mark.
+
+    ``input_ids``: a ``[texts, length]`` tensor (padded with a special token) or a list of token-id lists."""
+    import torch
+
+    if not isinstance(input_ids, torch.Tensor):
+        rows = [list(x) for x in input_ids]
+        padded = torch.zeros((len(rows), max((len(x) for x in rows), default=0)), dtype=torch.long)
+        mask = torch.zeros(padded.shape, dtype=torch.float32)
+        for r, x in enumerate(rows):
+            padded[r, :len(x)] = torch.as_tensor(x, dtype=torch.long)
+            mask[r, :len(x)] = 1.0
+        input_ids, mask = padded.to(device), mask.to(device)
+    else:
+        mask = torch.ones(input_ids.shape, dtype=torch.float32, device=input_ids.device)
+    counts = torch.zeros((input_ids.shape[0], vocab_size), dtype=torch.float32, device=input_ids.device)
+    counts.scatter_add_(1, input_ids, mask)
+    bow = (counts > 0).to(torch.float32)
+    if len(special_ids):
+        bow[:, torch.as_tensor(list(special_ids), dtype=torch.long, device=input_ids.device)] = 0.0
+    return bow
 
 
 def _resolve_device(device: str) -> str:
@@ -174,27 +212,14 @@ class SpladeEncoder:
         self.max_batch = max_batch
         self._forward = splade_max
         self._head_matmul = None
-        self._screen = None
-        self._restricted: dict[bytes, object] = {}  # screens of the vocabularies queries were restricted to
-        self._restricted_lock = threading.Lock()
         self._tokenize_lock = threading.Lock()
         if self.device == "cpu" and self.dtype == torch.float32 and mlm_head(self.model) is not None:
             # On CPUs, the vocabulary projection (≈ 90% of a small SPLADE's work) runs faster through numpy's
             # BLAS (OpenBLAS) than through torch's (MKL picks slow kernels on AMD): same float32 maths.
-            from .query_encoder import ScreenedProjection
-
-            _, weight, bias = mlm_head(self.model)
-            # queries: screened in batches, then exact per query (see query_encoder); documents share its blocks
-            self._screen = ScreenedProjection(weight.detach().numpy(), bias.detach().numpy())
-            self._head_matmul = NumpyHead(self._screen.blocks, weight.shape[0])
+            self._head_matmul = NumpyHead(mlm_head(self.model)[1].detach().numpy())
         if compile:
             self._forward = torch.compile(splade_max, dynamic=True)
-        from .query_encoder import OneTextForward
-
-        # Queries: each text alone through a lean forward pass (see query_encoder), on one thread per query.
-        self._one_text = OneTextForward(self.model) if OneTextForward.supports(self.model) else None
-        self._float64 = Float64Forward(self.model)  # texts near a rounding boundary (see exact)
-        self.query_workers = None  # None: one per core
+        self.float64 = Float64Forward(self.model)  # texts near a rounding boundary (see exact)
         vocab = self.tokenizer.get_vocab()
         self.vocab = [None] * len(vocab)
         for token, idx in vocab.items():
@@ -207,6 +232,9 @@ class SpladeEncoder:
             from .st_bridge import read_static_weights
 
             self.query_weights = read_static_weights(card.query_weights, self.tokenizer, self.vocab_size)
+        from .query_encoder import QueryEncoder
+
+        self.queries = QueryEncoder(self, self.float64)  # the query path: screening, forward, float64 finish
 
     @property
     def weights_hash(self) -> str:
@@ -277,122 +305,13 @@ class SpladeEncoder:
         np.cumsum(counts.cpu().numpy(), out=offsets[1:])
         return SparseBatch(offsets, cols.to(torch.int32).cpu().numpy(), vals.cpu().numpy())
 
-    def _bag_of_words(self, ids: list[list[int]]):
-        """``[n, vocab]`` 0/1 on the device: which (non-special) vocabulary entries each text contains (times the
-        card's static query weights, if any)."""
-        import torch
-
-        bow = torch.zeros((len(ids), self.vocab_size), dtype=torch.float32, device=self.device)
-        for r, x in enumerate(ids):
-            bow[r, torch.as_tensor(x, device=self.device)] = 1.0
-        bow[:, torch.as_tensor(self.special_ids, device=self.device)] = 0.0
-        if self.query_weights is not None:
-            bow *= torch.as_tensor(self.query_weights, device=self.device)
-        return bow
-
-    def _query_hidden(self, ids: Sequence[int]):
-        """The MLM head's transformed hidden states ``[length, hidden]`` of one unpadded query."""
-        import torch
-
-        if self._one_text is not None:
-            return torch.from_numpy(self._one_text.head_input(ids))
-        with torch.inference_mode():
-            hidden = self.model.base_model(input_ids=torch.as_tensor([list(ids)], device=self.device)).last_hidden_state
-            return mlm_head(self.model)[0](hidden[0])
-
-    def _one_query(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(term ids, float32 weights) of one unpadded query, computed alone (no padding, no batch), on the device."""
-        import torch
-
-        parts = mlm_head(self.model)
-        with torch.inference_mode():
-            if parts is None:  # unknown architecture: the model's own forward and full logits
-                logits = self.model(input_ids=torch.as_tensor([list(ids)], device=self.device)).logits[0]
-                top = logits.amax(dim=0).float().cpu().numpy()
-            else:
-                _, weight, bias = parts
-                top = (torch.matmul(self._query_hidden(ids), weight.t()).amax(dim=0) + bias).float().cpu().numpy()
-        cols = np.flatnonzero(top > 0)  # relu: only positive maxima survive; log1p on those alone
-        return self._query_weights(ids, cols, top[cols])
-
-    def _finish_screened(self, screen, ids: list[list[int]], hidden: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(term ids, float32 weights) of a group of queries from their hidden states: the vocabulary projection
-        screened for the group at once, then finished per query in float64 (see query_encoder)."""
-        candidates = screen.candidates(hidden)
-        return [self._query_weights(x, *screen.exact(h, c)) for x, h, c in zip(ids, hidden, candidates)]
-
-    def _screen_for(self, vocabulary: np.ndarray | None):
-        """The query screen over the whole vocabulary, or over ``vocabulary`` only (kept for the next call)."""
-        if vocabulary is None:
-            return self._screen
-        key = hashlib.blake2b(np.ascontiguousarray(vocabulary, dtype=np.int64).tobytes(), digest_size=16).digest()
-        with self._restricted_lock:  # several searchers (threads) may share this encoder
-            screen = self._restricted.get(key)
-            if screen is None:
-                if len(self._restricted) >= 8:
-                    self._restricted.pop(next(iter(self._restricted)))
-                screen = self._restricted[key] = self._screen.restricted(vocabulary)
-            return screen
-
-    def _query_weights(self, ids: Sequence[int], cols: np.ndarray, top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """float64 log1p of the positive maxima ``top`` at vocabulary ids ``cols``, the variant's rule applied."""
-        if self.card.variant == "lexical":  # weights only on the query's own (non-special) tokens
-            keep = np.isin(cols, np.setdiff1d(np.asarray(ids, dtype=np.int64), self.special_ids))
-            cols, top = cols[keep], top[keep]
-        return cols.astype(np.int32), np.log1p(np.asarray(top, dtype=np.float64))
-
-    def _exactly(self, ids: list[list[int]], batch: SparseBatch, scale: float, kind: str) -> SparseBatch:
-        """``batch`` with every text that has a weight near a rounding boundary recomputed alone in float64 (see
-        :mod:`splade_pyserini.exact`): its integer weights are then the float64 formula's; float32 weights."""
-        from .query_encoder import map_alone
-
-        rows = [batch.row(i) for i in range(len(batch))]
-        flagged = rows_near_boundary(batch.offsets, batch.weights, scale).tolist()
-
-        def recompute(i):
-            cols = rows[i][0].astype(np.int64)
-            top = self._float64.maxima(ids[i], cols)
-            keep = top > 0
-            if kind == "query":
-                return self._query_weights(ids[i], cols[keep], top[keep])
-            return cols[keep].astype(np.int32), np.log1p(top[keep])
-
-        for i, row in zip(flagged, map_alone(recompute, flagged, parallel=not self.device.startswith("cuda"))):
-            rows[i] = row
-        out = SparseBatch.from_rows([(t, np.asarray(w, dtype=np.float64)) for t, w in rows])
-        out.weights = float32_rounding_as(out.weights, scale)
-        return out
-
-    def _encode_queries_ids(self, ids: list[list[int]], vocabulary: np.ndarray | None = None) -> SparseBatch:
-        """float32-path query vectors (float64 weights; see :meth:`_exactly` for the exact ones)."""
-        from .query_encoder import default_workers, groups, map_alone
-
-        if self._screen is not None:
-            screen = self._screen_for(vocabulary)
-            # Groups of queries of similar lengths, one group per worker at a time: each query's hidden states
-            # alone (one compiled call), then the group's screened projection.
-            workers = self.query_workers or default_workers()
-            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-            parts = [[ids[order[j]] for j in r] for r in groups([len(ids[i]) for i in order], 2 * workers)]
-            done = map_alone(lambda part: self._finish_screened(screen, part, [self._query_hidden(x).numpy()
-                                                                                for x in part]), parts, workers)
-            rows = [None] * len(ids)
-            for i, row in zip(order, (row for part_rows in done for row in part_rows)):
-                rows[i] = row
-        else:
-            rows = map_alone(self._one_query, ids, workers=self.query_workers,
-                             parallel=not self.device.startswith("cuda"))
-            if vocabulary is not None:
-                rows = [(t[keep], w[keep]) for t, w in rows for keep in [np.isin(t, vocabulary)]]
-        return SparseBatch.from_rows(rows)
-
     def encode_ids(self, ids: list[list[int]], kind: str = "document", prepared=None,
                    vocabulary: np.ndarray | None = None, exact: bool | None = None,
                    scale: float | None = None) -> SparseBatch:
         """Sparse vectors for pre-tokenised texts, in the given order (``prepared``: from :meth:`prepare`).
 
-        Documents go through length-sorted padded batches; queries are encoded one by one (see
-        :mod:`splade_pyserini.query_encoder`), so a query's weights never depend on the other queries.
+        Documents go through length-sorted padded batches; queries through their own path
+        (:class:`~splade_pyserini.query_encoder.QueryEncoder`), so a query's weights never depend on the others.
         ``vocabulary`` (queries only): keep only these term ids; on the CPU the others are not even computed.
         ``exact`` (default: for fp32 queries only): integer weights at ``scale`` (default: the card's) equal to the
         float64 formula's on any machine (see :mod:`splade_pyserini.exact`); it needs fp32 precision.
@@ -404,24 +323,17 @@ class SpladeEncoder:
             raise SpladeError(f"exact weights need --precision fp32, not {self.precision}.")
         if n == 0:
             return SparseBatch(np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32))
-        if kind == "query" and self.card.variant == "doc":
-            bow = self._bag_of_words(ids)
-            if vocabulary is not None:
-                import torch
-
-                keep = torch.zeros(bow.shape[1], dtype=torch.bool, device=bow.device)
-                keep[torch.as_tensor(np.asarray(vocabulary, dtype=np.int64), device=bow.device)] = True
-                bow[:, ~keep] = 0.0
-            return self._to_sparse(bow)
         if kind == "query":
-            batch = self._encode_queries_ids(ids, vocabulary)
-        else:
-            parts: list[tuple[np.ndarray, SparseBatch]] = []
-            for idx, input_ids, mask in (prepared if prepared is not None else self.prepare(ids)):
-                parts.append((idx, self._to_sparse(self._weights(input_ids, mask))))
-            batch = _reorder(parts, n)
+            return self.queries.encode_ids(ids, vocabulary, exact, scale)
+        parts: list[tuple[np.ndarray, SparseBatch]] = []
+        for idx, input_ids, mask in (prepared if prepared is not None else self.prepare(ids)):
+            parts.append((idx, self._to_sparse(self._weights(input_ids, mask))))
+        batch = _reorder(parts, n)
         if exact:
-            return self._exactly(ids, batch, scale, kind)
+            from .exact import exact_batch
+
+            return exact_batch([batch.row(i) for i in range(n)], ids, self.float64, scale,
+                               parallel=not self.device.startswith("cuda"))
         batch.weights = batch.weights.astype(np.float32, copy=False)
         return batch
 
@@ -442,24 +354,16 @@ class SpladeEncoder:
             out.append({vocab[t]: float(w) for t, w in zip(terms.tolist(), weights.tolist())})
         return out
 
-    def encode_documents(self, texts: Sequence[str], as_vectors: bool = False):
-        """``[{token: weight}]`` per document (unquantised, zeros dropped); ``as_vectors``: SparseVector objects
-        with notebook views."""
-        if as_vectors:
-            from .sparse_vector import as_vectors as _as_vectors
-
-            return _as_vectors(self, texts, "document")
+    def encode_documents(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """``[{token: weight}]`` per document (unquantised, zeros dropped); for notebook views, see
+        :func:`splade_pyserini.sparse_vector.as_vectors`."""
         return self.to_dicts(self.encode(texts, "document"))
 
-    def encode_queries(self, texts: Sequence[str], as_vectors: bool = False):
+    def encode_queries(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """``[{token: weight}]`` per query (unquantised, zeros dropped; variant rules applied)."""
         empty = [i for i, t in enumerate(texts) if not str(t).strip()]
         if empty:
             raise SpladeError(f"query #{empty[0] + 1} is empty; SPLADE needs some text to encode.")
-        if as_vectors:
-            from .sparse_vector import as_vectors as _as_vectors
-
-            return _as_vectors(self, texts, "query")
         return self.to_dicts(self.encode(texts, "query"))
 
     def vocabulary_ids(self, terms: Iterable[str]) -> np.ndarray | None:
@@ -508,11 +412,12 @@ def _reorder(parts: list[tuple[np.ndarray, SparseBatch]], n: int) -> SparseBatch
     return SparseBatch(offsets, terms_b[gather], weights_b[gather])
 
 
-def quantize(weights: np.ndarray, scale: float) -> np.ndarray:
-    """Integer impact weights: ``round(w * scale)``, halves away from zero (as ``Math.round`` for w >= 0)."""
-    x = np.asarray(weights, dtype=np.float64) * scale
-    return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
-
+def quantize(weights, scale: float):
+    """Integer impact weights: ``round(w * scale)`` in double precision, halves away from zero (as ``Math.round``
+    for w >= 0, and the Java extension's quantiser). An array gives an int64 array, a single weight an int."""
+    x = np.asarray(weights, dtype=np.float64) * float(scale)
+    q = (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
+    return int(q) if q.ndim == 0 else q
 
 
 def load_encoder(name_or_path: str | os.PathLike, device: str = "auto", **kwargs) -> SpladeEncoder:

@@ -8,7 +8,8 @@ rounding boundary ``n + ½`` can round either way, so the integers would differ 
 * the fast float32 path computes every text; a text is *flagged* when any of its weights has
   ``|frac(w × scale) − ½| < DELTA`` (:func:`rows_near_boundary`);
 * a flagged text is recomputed alone in float64 (:class:`Float64Forward`: a float64 copy of the model, unpadded)
-  at the vocabulary entries its float32 vector holds, and those float64 weights replace the float32 ones.
+  at the vocabulary entries its float32 vector holds, and those float64 weights replace the float32 ones
+  (:func:`exact_batch`, the last step of a batch of queries, or of documents with ``encode --exact``).
 
 Why that gives the float64 formula's integers, given ``|scale × (w32 − w64)| < DELTA`` for every entry:
 
@@ -59,6 +60,34 @@ def rows_near_boundary(offsets: np.ndarray, weights: np.ndarray, scale: float, d
     return np.unique(np.searchsorted(offsets, np.flatnonzero(near), side="right") - 1)
 
 
+def exact_batch(rows: Sequence[tuple[np.ndarray, np.ndarray]], ids: Sequence[Sequence[int]], forward: "Float64Forward",
+                scale: float, parallel: bool = True):
+    """A :class:`~splade_pyserini.encoder.SparseBatch` of float32 weights whose integers at ``scale`` are the float64
+    formula's: ``rows`` are the float32 path's ``(term ids, weights)`` of the texts tokenised as ``ids``; every text
+    with a weight near a rounding boundary is recomputed alone in float64 at the entries it holds (several at once
+    when ``parallel``), and each float64 weight becomes the float32 that rounds like it."""
+    from .encoder import SparseBatch
+    from .query_encoder import map_alone
+
+    rows = list(rows)
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([len(t) for t, _ in rows], out=offsets[1:])
+    weights = np.concatenate([w for _, w in rows]) if rows else np.zeros(0)
+
+    def recompute(i):
+        cols = rows[i][0].astype(np.int64)
+        top = forward.maxima(ids[i], cols)
+        keep = top > 0
+        return cols[keep].astype(np.int32), np.log1p(top[keep])
+
+    flagged = rows_near_boundary(offsets, weights, scale).tolist()
+    for i, row in zip(flagged, map_alone(recompute, flagged, parallel=parallel)):
+        rows[i] = row
+    out = SparseBatch.from_rows([(t, np.asarray(w, dtype=np.float64)) for t, w in rows])
+    out.weights = float32_rounding_as(out.weights, scale)
+    return out
+
+
 def float32_rounding_as(weights64: np.ndarray, scale: float) -> np.ndarray:
     """float32 weights, each the nearest to its float64 weight that rounds (``round(w × scale)``) the same way."""
     from .encoder import quantize
@@ -77,7 +106,9 @@ def float32_rounding_as(weights64: np.ndarray, scale: float) -> np.ndarray:
 class Float64Forward:
     """One text alone (unpadded) through a float64 copy of a masked LM: ``max over positions of the logits`` at
     chosen vocabulary entries. The copy is made on first use (thread-safe) and only read afterwards, so calls
-    may run on several threads at once."""
+    may run on several threads at once. BERT and DistilBERT models on the CPU go through the compiled one-text
+    forward with float64 parameters (:class:`~splade_pyserini.query_kernels.OneTextForward`), which releases the
+    interpreter lock; other models through a float64 torch copy."""
 
     def __init__(self, model):
         self._source = model
@@ -91,16 +122,28 @@ class Float64Forward:
                     import torch
 
                     from .encoder import mlm_head
+                    from .query_kernels import OneTextForward
 
-                    model = copy.deepcopy(self._source).to(dtype=torch.float64).eval()
-                    self._parts = (model, mlm_head(model))
+                    if OneTextForward.supports(self._source):
+                        _, weight, bias = mlm_head(self._source)
+                        self._parts = (OneTextForward(self._source, np.float64), weight.detach().numpy(),
+                                       bias.detach().numpy())
+                    else:
+                        model = copy.deepcopy(self._source).to(dtype=torch.float64).eval()
+                        self._parts = (model, mlm_head(model))
         return self._parts
 
     def maxima(self, ids: Sequence[int], cols: np.ndarray) -> np.ndarray:
         """float64 ``max over positions l of logit[l, v]`` for each vocabulary id ``v`` in ``cols``."""
         import torch
 
-        model, head = self._model()
+        cols = np.asarray(cols, dtype=np.int64)
+        if len(self._model()) == 3:  # compiled: the float64 hidden states, then exact float64 sums at cols
+            from .query_kernels import exact_maxima
+
+            forward, weight, bias = self._parts
+            return exact_maxima(forward.head_input(ids), weight, bias, cols)
+        model, head = self._parts
         device = next(model.parameters()).device
         cols = np.asarray(cols, dtype=np.int64)
         with torch.inference_mode():
@@ -118,18 +161,22 @@ class Float64Forward:
 def rounding_error(encoder, texts: Sequence[str], kind: str, scale: float | None = None) -> float:
     """``max |scale × (w32 − w64)|`` over every text and vocabulary entry: the float32 path's weights (before any
     exact recomputation) against a full float64 forward of each text alone."""
+    from .encoder import bag_of_words
+
     scale = encoder.card.scale if scale is None else scale
     max_length = encoder.card.doc_max_length if kind == "document" else encoder.card.query_max_length
     ids = encoder.tokenize(list(texts), max_length)
     batch = encoder.encode_ids(ids, kind, exact=False)
     everything = np.arange(encoder.vocab_size)
     worst = 0.0
+    own = bag_of_words(ids, encoder.vocab_size, encoder.special_ids).bool().numpy()
     for i, x in enumerate(ids):
-        top = encoder._float64.maxima(x, everything)
-        cols = np.flatnonzero(top > 0)
-        t, w = encoder._query_weights(x, cols, top[cols]) if kind == "query" else (cols, np.log1p(top[cols]))
+        top = encoder.float64.maxima(x, everything)
+        keep = top > 0
+        if kind == "query" and encoder.card.variant == "lexical":
+            keep &= own[i]
         w64 = np.zeros(encoder.vocab_size)
-        w64[t] = w
+        w64[keep] = np.log1p(top[keep])
         w32 = np.zeros(encoder.vocab_size)
         terms, weights = batch.row(i)
         w32[terms] = weights

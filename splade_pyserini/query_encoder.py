@@ -1,159 +1,44 @@
-"""Query encoding: each query's weights computed alone, queries spread over the cores.
+"""Query encoding: :class:`QueryEncoder`, each query's weights computed alone, queries spread over the cores.
 
 A query's integer weights must not depend on which other queries were encoded with it, on the thread count or on
 the CPU: padding a query into a batch, or splitting a matrix product differently, changes the floating-point
-summation order, and a weight near a rounding boundary (``w × scale`` close to ``n + ½``) then flips. So:
+summation order, and a weight near a rounding boundary (``w × scale`` close to ``n + ½``) then flips. The path of
+a batch of queries, in this order and in this module:
 
-* each query's hidden states come from its own forward pass, unpadded. For BERT- and DistilBERT-family models on
-  the CPU that pass is one compiled call (:class:`OneTextForward`, :mod:`splade_pyserini.query_kernels`): it
-  computes what the model's own forward computes, without a framework's per-operation machinery, which costs more
-  than the maths for a short query, without the BLAS and without the interpreter lock;
-* the vocabulary projection, ``max over positions of h·W^T + b`` (nearly all of the work), is done in two steps by
-  :class:`ScreenedProjection`: a float32 matrix product over many queries at once (fast, in any summation order)
-  only finds the few vocabulary entries that may be positive, with a margin wider than its rounding error; then
-  those entries alone are computed per query in float64 (exact products, added in one fixed order), so the batch
-  does not matter;
-* the hidden states are float32, so their rounding still depends on the CPU's kernels: a query with a weight
-  within :data:`splade_pyserini.exact.DELTA` of a rounding boundary is recomputed in float64
-  (:mod:`splade_pyserini.exact`, where the bound is measured and argued). The integer weights are therefore the
-  float64 formula's, whatever the batch, the threads, the concurrent callers or the CPU.
+1. each query's hidden states come from its own forward pass, unpadded. For BERT- and DistilBERT-family models on
+   the CPU that pass is one compiled call (:class:`~splade_pyserini.query_kernels.OneTextForward`): it computes
+   what the model's own forward computes, without a framework's per-operation machinery (which costs more than
+   the maths for a short query) and without the interpreter lock, so queries run on several threads at once;
+2. the vocabulary projection, ``max over positions of h·W^T + b`` (nearly all of the work), is *screened* by
+   :class:`ScreenedProjection`: one float32 matrix product over all the queries' positions (numpy's BLAS, fast in
+   any summation order) only finds the few vocabulary entries that may be positive, with a margin wider than its
+   rounding error;
+3. those entries alone are computed per query in float64 (exact products, added in one fixed order), so the
+   batch does not matter; the variant's rule applies (``lexical``: the query's own tokens only,
+   :func:`~splade_pyserini.encoder.bag_of_words`);
+4. the hidden states are float32, so their rounding still depends on the CPU's kernels: a query with a weight
+   within :data:`splade_pyserini.exact.DELTA` of a rounding boundary is recomputed in float64
+   (:func:`splade_pyserini.exact.exact_batch`, where the bound is measured and argued). The integer weights are
+   therefore the float64 formula's, whatever the batch, the threads, the concurrent callers or the CPU.
 
-The speed comes from running several groups of queries at once, one per core. No process-wide setting (torch's or
-the BLAS's thread count) is touched: other threads may be computing.
+``doc``-variant queries skip the model: they are the bag of their own tokens (times the card's static weights).
+No process-wide setting (torch's or the BLAS's thread count) is touched: other threads may be computing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 
+from .encoder import SparseBatch, bag_of_words, mlm_head
+
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def _layers_bert(model):
-    base = model.base_model
-    emb = base.embeddings
-    token_type = emb.token_type_embeddings.weight[0] if hasattr(emb, "token_type_embeddings") else None
-    layers = []
-    for layer in base.encoder.layer:
-        att = layer.attention
-        layers.append(dict(
-            q=att.self.query, k=att.self.key, v=att.self.value, heads=att.self.num_attention_heads,
-            out=att.output.dense, ln1=att.output.LayerNorm,
-            ff1=layer.intermediate.dense, act=layer.intermediate.intermediate_act_fn,
-            ff2=layer.output.dense, ln2=layer.output.LayerNorm))
-    return emb.word_embeddings.weight, emb.position_embeddings.weight, token_type, emb.LayerNorm, layers
-
-
-def _layers_distilbert(model):
-    base = model.base_model
-    emb = base.embeddings
-    layers = []
-    for layer in base.transformer.layer:
-        att = layer.attention
-        layers.append(dict(
-            q=att.q_lin, k=att.k_lin, v=att.v_lin, heads=att.n_heads, out=att.out_lin, ln1=layer.sa_layer_norm,
-            ff1=layer.ffn.lin1, act=layer.ffn.activation, ff2=layer.ffn.lin2, ln2=layer.output_layer_norm))
-    return emb.word_embeddings.weight, emb.position_embeddings.weight, None, emb.LayerNorm, layers
-
-
-def _head_transform(model):
-    """(dense, activation, LayerNorm) of a BERT or DistilBERT masked-LM head, or None."""
-    if hasattr(model, "cls") and hasattr(model.cls, "predictions"):
-        t = model.cls.predictions.transform
-        return t.dense, t.transform_act_fn, t.LayerNorm
-    if hasattr(model, "vocab_transform"):
-        return model.vocab_transform, model.activation, model.vocab_layer_norm
-    return None
-
-
-class OneTextForward:
-    """The hidden states ``[length, hidden]`` of one unpadded text, for BERT and DistilBERT encoders on the CPU.
-
-    Post-layer-norm transformer blocks: ``x = LN(x + Wo·attn(x))``, ``x = LN(x + W2·act(W1·x))``; embeddings
-    ``LN(word + position [+ token type 0])``; :meth:`head_input` adds the masked-LM head's transform (dense,
-    activation, LayerNorm), whose output the vocabulary projection takes. One compiled call per text
-    (:func:`splade_pyserini.query_kernels.encoder_forward`): no framework overhead per operation, and no
-    interpreter lock, so texts run in parallel on threads. Holds float32 copies of the encoder's parameters
-    (matrices transposed, layers stacked); :meth:`supports` says whether a model has this shape.
-    """
-
-    def __init__(self, model):
-        from .query_kernels import ACTIVATIONS
-
-        kind = getattr(model.config, "model_type", "")
-        if not self.supports(model):
-            raise ValueError(f"{kind} models are not supported by OneTextForward")
-        word, position, token_type, ln0, layers = (_layers_distilbert if kind == "distilbert" else _layers_bert)(model)
-        head = _head_transform(model)
-        self.act = ACTIVATIONS[_activation_name(model)]
-        self.heads = int(layers[0]["heads"])
-        self.eps = float(ln0.eps)
-        width = word.shape[1]
-        tt = np.zeros(width, np.float32) if token_type is None else _np(token_type)
-        stack = {name: np.stack([f(layer) for layer in layers]) for name, f in {
-            "qkv_w": lambda l: _t(l["q"], l["k"], l["v"]), "qkv_b": lambda l: _b(l["q"], l["k"], l["v"]),
-            "out_w": lambda l: _t(l["out"]), "out_b": lambda l: _b(l["out"]),
-            "ln1_w": lambda l: _np(l["ln1"].weight), "ln1_b": lambda l: _np(l["ln1"].bias),
-            "ff1_w": lambda l: _t(l["ff1"]), "ff1_b": lambda l: _b(l["ff1"]),
-            "ff2_w": lambda l: _t(l["ff2"]), "ff2_b": lambda l: _b(l["ff2"]),
-            "ln2_w": lambda l: _np(l["ln2"].weight), "ln2_b": lambda l: _np(l["ln2"].bias)}.items()}
-        self._args = (_np(word), _np(position), tt, _np(ln0.weight), _np(ln0.bias), self.eps, self.heads, self.act,
-                      *stack.values(), _t(head[0]), _b(head[0]), _np(head[2].weight), _np(head[2].bias),
-                      float(head[2].eps))
-
-    @staticmethod
-    def supports(model) -> bool:
-        import torch
-
-        from .query_kernels import ACTIVATIONS
-
-        kind = getattr(model.config, "model_type", "")
-        first = next(model.parameters())
-        if first.device.type != "cpu" or first.dtype.itemsize != 4 or _head_transform(model) is None:
-            return False
-        if _activation_name(model) not in ACTIVATIONS:
-            return False
-        if kind == "distilbert":
-            return True
-        if kind != "bert" or getattr(model.config, "position_embedding_type", "absolute") != "absolute":
-            return False
-        eps = {float(m.eps) for m in model.base_model.modules() if isinstance(m, torch.nn.LayerNorm)}
-        return len(eps) == 1
-
-    def _run(self, ids: Sequence[int], with_head: bool) -> np.ndarray:
-        from .query_kernels import encoder_forward
-
-        return encoder_forward(np.asarray(ids, dtype=np.int64), *self._args, with_head)
-
-    def __call__(self, ids: Sequence[int]) -> np.ndarray:
-        return self._run(ids, False)
-
-    def head_input(self, ids: Sequence[int]) -> np.ndarray:
-        """The masked-LM head's transform of the hidden states, ``[length, hidden]`` float32."""
-        return self._run(ids, True)
-
-
-def _activation_name(model) -> str:
-    config = model.config
-    return str(getattr(config, "activation", None) if config.model_type == "distilbert" else config.hidden_act)
-
-
-def _np(tensor) -> np.ndarray:
-    return np.ascontiguousarray(tensor.detach().numpy(), dtype=np.float32)
-
-
-def _t(*linears) -> np.ndarray:
-    """``W^T`` of one or more linear layers side by side: ``x @ W^T`` is their outputs concatenated."""
-    return np.ascontiguousarray(np.concatenate([_np(m.weight) for m in linears]).T)
-
-
-def _b(*linears) -> np.ndarray:
-    return np.concatenate([_np(m.bias) for m in linears])
 
 
 def default_workers() -> int:
@@ -175,44 +60,138 @@ def map_alone(fn: Callable[[T], R], items: Sequence[T], workers: int | None = No
         return list(pool.map(fn, items))
 
 
-def groups(lengths: Sequence[int], parts: int, most_tokens: int = 256) -> list[range]:
-    """Consecutive index ranges of about equal token counts: at least ``parts`` of them (one per worker) when there
-    are enough items, none over ``most_tokens`` tokens unless a single item is."""
-    total = int(sum(lengths))
-    budget = max(1, min(most_tokens, -(-total // max(1, parts))))
-    out, start, tokens = [], 0, 0
-    for i, n in enumerate(lengths):
-        if i > start and tokens + n > budget:
-            out.append(range(start, i))
-            start, tokens = i, 0
-        tokens += n
-    if start < len(lengths):
-        out.append(range(start, len(lengths)))
-    return out
+class QueryEncoder:
+    """The query half of a :class:`~splade_pyserini.encoder.SpladeEncoder`: screening, the one-query forward and
+    the float64 finish, in that order (see the module docstring). ``workers``: threads (None: one per core)."""
+
+    def __init__(self, encoder, float64):
+        from .query_kernels import OneTextForward
+
+        self.model, self.device, self.card = encoder.model, encoder.device, encoder.card
+        self.vocab_size, self.special_ids = encoder.vocab_size, encoder.special_ids
+        self.static_weights = encoder.query_weights  # doc variant: per-token weights (sentence-transformers)
+        self.float64 = float64  # a text near a rounding boundary, recomputed (splade_pyserini.exact)
+        self.workers = None
+        self._parallel = not self.device.startswith("cuda")
+        self._head = mlm_head(self.model)
+        self._one_text = OneTextForward(self.model) if OneTextForward.supports(self.model) else None
+        self._screen = None
+        if self.device == "cpu" and self._head is not None and next(self.model.parameters()).dtype.itemsize == 4:
+            _, weight, bias = self._head
+            self._screen = ScreenedProjection(weight.detach().numpy(), bias.detach().numpy())
+        self._restricted: dict[bytes, ScreenedProjection] = {}  # screens of vocabularies queries were restricted to
+        self._restricted_lock = threading.Lock()
+
+    def encode_ids(self, ids: list[list[int]], vocabulary: np.ndarray | None, exact: bool, scale: float) -> SparseBatch:
+        """Sparse vectors of tokenised queries, in order; ``vocabulary``: only these term ids; ``exact``: integer
+        weights at ``scale`` that are the float64 formula's (float32 weights either way)."""
+        from .exact import exact_batch
+
+        if self.card.variant == "doc":
+            return self._bags(ids, vocabulary)
+        rows = self._maxima(ids, vocabulary)
+        if self.card.variant == "lexical":  # weights only on the query's own (non-special) tokens
+            rows = [(t[own[t]], m[own[t]]) for (t, m), own in zip(rows, self._own(ids))]
+        rows = [(t.astype(np.int32), np.log1p(m)) for t, m in rows]
+        if exact:
+            return exact_batch(rows, ids, self.float64, scale, parallel=self._parallel)
+        batch = SparseBatch.from_rows(rows)
+        batch.weights = batch.weights.astype(np.float32)
+        return batch
+
+    def _own(self, ids: list[list[int]], most: int = 256):
+        """Per query, a boolean ``[vocab]`` row: which entries are its own tokens (computed ``most`` at a time)."""
+        for start in range(0, len(ids), most):
+            yield from bag_of_words(ids[start:start + most], self.vocab_size, self.special_ids).bool().numpy()
+
+    def _bags(self, ids: list[list[int]], vocabulary: np.ndarray | None) -> SparseBatch:
+        """``doc`` variant: the bag of each query's own tokens, times the card's static weights if any."""
+        import torch
+
+        bow = bag_of_words(ids, self.vocab_size, self.special_ids, device=self.device)
+        if self.static_weights is not None:
+            bow *= torch.as_tensor(self.static_weights, device=self.device)
+        if vocabulary is not None:
+            keep = torch.zeros(bow.shape[1], dtype=torch.bool, device=bow.device)
+            keep[torch.as_tensor(np.asarray(vocabulary, dtype=np.int64), device=bow.device)] = True
+            bow[:, ~keep] = 0.0
+        rows, cols = torch.nonzero(bow, as_tuple=True)
+        counts = torch.bincount(rows, minlength=bow.shape[0]).cpu().numpy()
+        offsets = np.zeros(bow.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return SparseBatch(offsets, cols.to(torch.int32).cpu().numpy(), bow[rows, cols].cpu().numpy())
+
+    def _maxima(self, ids: list[list[int]], vocabulary: np.ndarray | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query, (vocabulary ids ascending, float64 maxima > 0) of its logits over positions."""
+        if self._screen is None:  # other architectures, GPUs: each query through the model itself
+            rows = map_alone(self._model_maxima, ids, self.workers, self._parallel)
+            if vocabulary is not None:
+                rows = [(t[keep], m[keep]) for t, m in rows for keep in [np.isin(t, vocabulary)]]
+            return rows
+        screen = self._screen_for(vocabulary)
+        hidden = map_alone(self._hidden, ids, self.workers)
+        candidates = screen.candidates(hidden)
+        return [screen.exact(h, c) for h, c in zip(hidden, candidates)]
+
+    def _hidden(self, ids: Sequence[int]) -> np.ndarray:
+        """The MLM head's transformed hidden states ``[length, hidden]`` float32 of one unpadded query."""
+        import torch
+
+        if self._one_text is not None:
+            return self._one_text.head_input(ids)
+        with torch.inference_mode():
+            hidden = self.model.base_model(input_ids=torch.as_tensor([list(ids)])).last_hidden_state
+            return self._head[0](hidden[0]).numpy()
+
+    def _model_maxima(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`_maxima` of one query through the model on its device (no screen): float32 maxima."""
+        import torch
+
+        with torch.inference_mode():
+            input_ids = torch.as_tensor([list(ids)], device=self.device)
+            if self._head is None:  # unknown architecture: the model's own forward and full logits
+                top = self.model(input_ids=input_ids).logits[0].amax(dim=0)
+            else:
+                transform, weight, bias = self._head
+                h = transform(self.model.base_model(input_ids=input_ids).last_hidden_state[0])
+                top = torch.matmul(h, weight.t()).amax(dim=0) + bias
+            top = top.float().cpu().numpy()
+        cols = np.flatnonzero(top > 0)  # relu: only positive maxima survive; log1p on those alone
+        return cols, top[cols].astype(np.float64)
+
+    def _screen_for(self, vocabulary: np.ndarray | None) -> "ScreenedProjection":
+        """The screen over the whole vocabulary, or over ``vocabulary`` only (kept for the next call)."""
+        if vocabulary is None:
+            return self._screen
+        key = hashlib.blake2b(np.ascontiguousarray(vocabulary, dtype=np.int64).tobytes(), digest_size=16).digest()
+        with self._restricted_lock:  # several searchers (threads) may share this encoder
+            screen = self._restricted.get(key)
+            if screen is None:
+                if len(self._restricted) >= 8:
+                    self._restricted.pop(next(iter(self._restricted)))
+                screen = self._restricted[key] = self._screen.restricted(vocabulary)
+            return screen
 
 
 class ScreenedProjection:
     """``top_v = max over positions l of (h_l·w_v + b_v)`` for the entries where it is positive, per text.
 
     The vocabulary projection of a SPLADE model is ``[positions, hidden] × [hidden, vocab]``, and after the ReLU
-    only a few dozen of the ~30,000 maxima survive. :meth:`candidates` runs one float32 matrix product over many
-    texts' positions at once (fast: the weight matrix is streamed once for all of them) and keeps each text's
-    entries whose computed logit exceeds ``-margin``; the margin bounds the product's rounding error
-    (``|fl(h·w) - h·w| <= γ_K ||h|| ||w||`` for any summation order), so no positive entry is missed.
-    :meth:`exact` then computes the candidates of one text in float64 from the float32 inputs: the products are
-    exact and are added in one fixed order, so the result does not depend on the batch, the thread count or the
-    BLAS. Both are compiled calls (:mod:`splade_pyserini.query_kernels`) that release the interpreter lock.
+    only a few dozen of the ~30,000 maxima survive. :meth:`candidates` runs one float32 matrix product (numpy's
+    BLAS, in the calling thread) over many texts' positions at once, the weight matrix streamed once for all of
+    them, and keeps each text's entries whose computed logit exceeds ``-margin``; the margin bounds the product's
+    rounding error (``|fl(h·w) - h·w| <= γ_K ||h|| ||w||`` for any summation order, blocking or thread count),
+    so no positive entry is missed. :meth:`exact` then computes the candidates of one text in float64 from the
+    float32 inputs (:func:`~splade_pyserini.query_kernels.exact_maxima`): the products are exact and are added in
+    one fixed order, so the result depends on neither the batch, the thread count nor the BLAS.
     """
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray, block_width: int = 1024, ids: np.ndarray | None = None):
         self.weight = np.ascontiguousarray(weight, dtype=np.float32)  # [vocab, hidden]
         self.bias = np.ascontiguousarray(bias, dtype=np.float32)
         self.ids = ids  # the vocabulary ids of the rows, when this screens part of a vocabulary (see restricted)
-        vocab, hidden = self.weight.shape
-        self.blocks = vocab_blocks(self.weight, block_width)
-        # padded entries can never pass: their bias is -inf
-        self._padded_bias = np.full(self.blocks.shape[0] * self.blocks.shape[2], -np.inf, dtype=np.float32)
-        self._padded_bias[:vocab] = self.bias
+        self.block_width = block_width  # vocabulary entries per product: their logits stay in the cache
+        hidden = self.weight.shape[1]
         u = 2.0 ** -24  # float32 unit roundoff
         gamma = (hidden + 2) * u / (1 - (hidden + 2) * u)  # error of a (hidden)-term dot product plus the bias
         self._margin_per_norm = 2 * gamma * float(np.linalg.norm(self.weight, axis=1).max())
@@ -223,33 +202,45 @@ class ScreenedProjection:
 
         A searcher needs no weight for a term that its index does not hold (it matches nothing)."""
         ids = np.unique(np.asarray(ids, dtype=np.int64))
-        return ScreenedProjection(self.weight[ids], self.bias[ids], self.blocks.shape[2], ids=ids)
+        return ScreenedProjection(self.weight[ids], self.bias[ids], self.block_width, ids=ids)
 
-    def candidates(self, hidden: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def candidates(self, hidden: Sequence[np.ndarray], most_rows: int = 4096) -> list[np.ndarray]:
         """Per text (``[length, hidden]`` float32), the sorted rows that may have a positive maximum (row ``r`` is
-        vocabulary id ``r``, or ``ids[r]`` for a restricted projection).
-
-        Texts of about the same length screen fastest together (each is padded to the longest)."""
-        from .query_kernels import screen_candidates
-
-        vocab = self._padded_bias.shape[0]
+        vocabulary id ``r``, or ``ids[r]`` for a restricted projection). The texts' positions go through the
+        product together, ``most_rows`` at a time, unpadded."""
         out = [np.zeros(0, np.int64) for _ in hidden]
         texts = [i for i, h in enumerate(hidden) if len(h)]
-        if not texts:
-            return out
-        lengths = np.array([len(hidden[i]) for i in texts], dtype=np.int64)
-        longest = int(lengths.max())
-        rows = np.zeros((len(texts) * longest, self.weight.shape[1]), dtype=np.float32)
-        for j, i in enumerate(texts):
-            rows[j * longest:j * longest + lengths[j]] = hidden[i]
-        norm = np.linalg.norm(rows, axis=1).reshape(len(texts), longest).max(axis=1)
-        thresholds = (-(norm * self._margin_per_norm + self._margin_bias + 1e-6)).astype(np.float32)
-        keys = screen_candidates(rows, longest, lengths, self.blocks, self._padded_bias, thresholds)
-        text, vocab_id = np.divmod(keys, vocab)
-        bounds = np.searchsorted(text, np.arange(len(texts) + 1))
-        for j, i in enumerate(texts):
-            out[i] = vocab_id[bounds[j]:bounds[j + 1]]
+        start = 0
+        while start < len(texts):
+            stop, rows = start, 0
+            while stop < len(texts) and (stop == start or rows + len(hidden[texts[stop]]) <= most_rows):
+                rows += len(hidden[texts[stop]])
+                stop += 1
+            chunk = texts[start:stop]
+            for i, found in zip(chunk, self._chunk_candidates([hidden[i] for i in chunk])):
+                out[i] = found
+            start = stop
         return out
+
+    def _chunk_candidates(self, hidden: list[np.ndarray]) -> list[np.ndarray]:
+        rows = np.ascontiguousarray(np.concatenate(hidden), dtype=np.float32)
+        starts = np.zeros(len(hidden), dtype=np.int64)
+        np.cumsum([len(h) for h in hidden[:-1]], out=starts[1:])
+        norm = np.maximum.reduceat(np.linalg.norm(rows, axis=1), starts)
+        thresholds = (-(norm * self._margin_per_norm + self._margin_bias + 1e-6)).astype(np.float32)[:, None]
+        text_parts, id_parts = [], []
+        for first in range(0, len(self.weight), self.block_width):
+            last = min(len(self.weight), first + self.block_width)
+            top = np.maximum.reduceat(rows @ self.weight[first:last].T, starts, axis=0)
+            top += self.bias[first:last]
+            text, entry = np.nonzero(top > thresholds)
+            text_parts.append(text)
+            id_parts.append(entry + first)
+        text, entry = np.concatenate(text_parts), np.concatenate(id_parts)
+        order = np.lexsort((entry, text))
+        text, entry = text[order], entry[order].astype(np.int64)
+        bounds = np.searchsorted(text, np.arange(len(hidden) + 1))
+        return [entry[bounds[j]:bounds[j + 1]] for j in range(len(hidden))]
 
     def exact(self, h: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(vocabulary ids, float64 maxima) of the candidate rows whose maximum is positive, ids ascending."""
@@ -262,15 +253,3 @@ class ScreenedProjection:
         keep = top > 0
         rows = candidates[keep]
         return (rows if self.ids is None else self.ids[rows]), top[keep]
-
-
-def vocab_blocks(weight: np.ndarray, width: int) -> np.ndarray:
-    """``W^T`` (``weight`` is ``[vocab, hidden]``) cut into ``[blocks, hidden, width]`` contiguous column blocks, the
-    last one padded with zeros: each block's logits stay in the cache between the product and what uses them."""
-    vocab, hidden = weight.shape
-    n = -(-vocab // width)
-    blocks = np.zeros((n, hidden, width), dtype=np.float32)
-    for b in range(n):
-        part = weight[b * width:(b + 1) * width]
-        blocks[b, :, :len(part)] = part.T
-    return blocks

@@ -85,7 +85,7 @@ class SpladeSearcher:
 
     def explain(self, query, docid: str, all_terms: bool = False):
         """Per-term contributions ``(term, query weight, document tf, product)`` of a hit; they sum to its score."""
-        from .explain import explain
+        from .explanation import explain
 
         return explain(self, query, docid, all_terms)
 

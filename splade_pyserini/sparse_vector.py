@@ -244,16 +244,18 @@ def as_vectors(encoder, texts: Sequence[str], kind: str = "document", quantized:
     texts = list(texts)
     if labels is not None and len(labels) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels.")
+    from .encoder import bag_of_words
+
     card = encoder.card
     max_length = card.doc_max_length if kind == "document" else card.query_max_length
     ids = encoder.tokenize(texts, max_length)
     batch = encoder.encode_ids(ids, kind)
-    rows = [batch.row(i) for i in range(len(batch))]
-    special = {int(s) for s in getattr(encoder, "special_ids", [])}
+    own = bag_of_words(ids, encoder.vocab_size, encoder.special_ids).numpy()
     out = []
-    for i, (terms, weights) in enumerate(rows):
+    for i in range(len(batch)):
+        terms, weights = batch.row(i)
         vec = SparseVector(terms, weights, encoder.vocab, is_query=kind == "query",
-                           own_terms=[t for t in ids[i] if t not in special],
+                           own_terms=np.flatnonzero(own[i]).tolist(),
                            label=labels[i] if labels is not None else None)
         out.append(vec.quantize(card.scale) if quantized else vec)
     return out

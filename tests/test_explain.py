@@ -37,7 +37,7 @@ def queries(cranfield):
 
 
 def test_contributions_sum_to_the_score_for_every_query(searcher, queries, cranfield_pipeline):
-    from splade_pyserini.explain import explain, explain_hits
+    from splade_pyserini.explanation import explain, explain_hits
 
     run = read_run(cranfield_pipeline["run"])  # written by search_topics (batch_search): the same integer scores
     assert len(queries) == 225
@@ -59,7 +59,7 @@ def test_contributions_sum_to_the_score_for_every_query(searcher, queries, cranf
 
 
 def test_explain_matches_the_written_vectors(searcher, cranfield_pipeline):
-    from splade_pyserini.explain import document_vector, explain
+    from splade_pyserini.explanation import document_vector, explain
 
     vectors = {}
     with open(cranfield_pipeline["vectors"] / "vectors-00000.jsonl") as f:
@@ -78,14 +78,14 @@ def test_explain_matches_the_written_vectors(searcher, cranfield_pipeline):
 
 
 def test_explain_unknown_document(searcher):
-    from splade_pyserini.explain import explain
+    from splade_pyserini.explanation import explain
 
     with pytest.raises(SpladeError, match="not in the index"):
         explain(searcher, "flow", "no-such-doc")
 
 
 def test_explain_on_an_index_folder_and_as_sparse_vector(searcher, cranfield_pipeline, tiny_encoder):
-    from splade_pyserini.explain import document_vector, stored_vector
+    from splade_pyserini.explanation import document_vector, stored_vector
     from splade_pyserini.sparse_vector import as_vectors
 
     docid = searcher.search("boundary layer", 1)[0][0]

@@ -17,22 +17,22 @@ def queries(collection, n=None):
 
 
 def test_one_text_forward_equals_the_models_forward(tiny_encoder, cranfield):
-    assert tiny_encoder._one_text is not None, "BERT models take the lean one-text path"
+    assert tiny_encoder.queries._one_text is not None, "BERT models take the lean one-text path"
     with torch.inference_mode():
         for ids in tiny_encoder.tokenize(queries(cranfield, 40), 256):
-            lean = torch.from_numpy(tiny_encoder._one_text(ids))
+            lean = torch.from_numpy(tiny_encoder.queries._one_text(ids))
             full = tiny_encoder.model.base_model(input_ids=torch.tensor([ids])).last_hidden_state[0]
             assert lean.shape == full.shape
             assert torch.allclose(lean, full, atol=1e-5, rtol=0)
             transform = tiny_encoder.model.cls.predictions.transform
-            assert torch.allclose(torch.from_numpy(tiny_encoder._one_text.head_input(ids)), transform(full),
+            assert torch.allclose(torch.from_numpy(tiny_encoder.queries._one_text.head_input(ids)), transform(full),
                                   atol=1e-4, rtol=1e-5)
 
 
 def test_one_text_forward_distilbert():
     from transformers import DistilBertConfig, DistilBertForMaskedLM
 
-    from splade_pyserini.query_encoder import OneTextForward
+    from splade_pyserini.query_kernels import OneTextForward
 
     torch.manual_seed(0)
     config = DistilBertConfig(vocab_size=500, dim=64, hidden_dim=128, n_layers=2, n_heads=4, max_position_embeddings=64)
@@ -70,18 +70,18 @@ def test_query_weights_depend_neither_on_the_batch_nor_on_threads(tiny_encoder, 
     assert alone == together[:10]
     shuffled = list(reversed(texts))
     assert list(reversed(tiny_encoder.quantized_queries(shuffled))) == together
-    before = (torch.get_num_threads(), tiny_encoder.query_workers)
+    before = (torch.get_num_threads(), tiny_encoder.queries.workers)
     try:
-        tiny_encoder.query_workers = 1
+        tiny_encoder.queries.workers = 1
         torch.set_num_threads(1)
         assert tiny_encoder.quantized_queries(texts) == together
-        tiny_encoder.query_workers = 3
+        tiny_encoder.queries.workers = 3
         torch.set_num_threads(3)
         assert tiny_encoder.quantized_queries(texts) == together
         assert torch.get_num_threads() == 3, "the caller's thread count is restored"
     finally:
         torch.set_num_threads(before[0])
-        tiny_encoder.query_workers = before[1]
+        tiny_encoder.queries.workers = before[1]
     # the unquantised and the quantised weights come from the same computation
     raw = tiny_encoder.encode_queries(texts[:10])
     scale = tiny_encoder.card.scale

@@ -1,5 +1,7 @@
 """Why did a document score what it scored? Per-term contributions of a SPLADE hit, read from the index itself.
 
+(The module is ``explanation`` so that ``splade_pyserini.explain`` always means the function :func:`explain`.)
+
 An impact index scores ``Σ_t q_t × tf_t``: ``q_t`` is the query's integer weight (quantised with the index's scale,
 exactly as :class:`~splade_pyserini.search.SpladeSearcher` searches) and ``tf_t`` the document's integer weight, stored
 as the term frequency. :func:`explain` reads ``tf_t`` from the document's stored docvector (indexes are built with
@@ -15,6 +17,8 @@ from __future__ import annotations
 import html
 import weakref
 from typing import Mapping
+
+import numpy as np
 
 from .errors import SpladeError
 
@@ -145,13 +149,12 @@ def stored_vector(searcher, docid: str):
 def _query_weights(searcher, query) -> tuple[dict[str, int], frozenset[str] | None]:
     if isinstance(query, Mapping):
         return {str(t): int(w) for t, w in query.items() if int(w)}, None
+    from .encoder import bag_of_words
+
     weights = searcher.encode_queries([query])[0]
     encoder = searcher.encoder
-    own = set()
-    special = {int(s) for s in getattr(encoder, "special_ids", [])}
-    for i in encoder.tokenize([query], encoder.card.query_max_length)[0]:
-        if i not in special:
-            own.add(encoder.vocab[i])
+    ids = encoder.tokenize([query], encoder.card.query_max_length)
+    own = {encoder.vocab[i] for i in np.flatnonzero(bag_of_words(ids, encoder.vocab_size, encoder.special_ids)[0])}
     return weights, frozenset(t for t in weights if t not in own)
 
 
