@@ -32,6 +32,7 @@ from typing import Mapping
 
 import numpy as np
 
+from ..encoder import quantize as quantize_weight  # the package's one quantiser (one weight gives an int)
 from ..errors import SpladeError
 
 Vector = Mapping[str, float]
@@ -43,13 +44,6 @@ FITTED_MAX_IMPACT = 140
 DOC_LENGTH_SIGMA = 0.35
 QUERY_LENGTH_SIGMA = 0.45
 WEIGHTS = ("fitted", "loguniform", "uniform")
-
-
-def quantize_weight(w: float, scale: float) -> int:
-    """The extension's rule for one weight: round half away from zero of ``w * scale`` (in double precision)."""
-    x = float(w) * float(scale)
-    r = math.floor(abs(x) + 0.5)
-    return int(-r if x < 0 else r)
 
 
 _ONSETS = ["", "b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "st", "tr", "pl"]
