@@ -185,6 +185,7 @@ def _variants():
     return [name for name in names if name != "native"]
 
 
+@pytest.mark.slow  # a Python subprocess per kernel variant
 @pytest.mark.parametrize("variant", _variants())
 def test_query_weights_are_identical_under_other_cpu_kernels(variant, tmp_path, cranfield, vaswani, tiny_model,
                                                              reference, request):
