@@ -103,12 +103,14 @@ def sample_pipeline(tiny_encoder, tmp_path_factory) -> dict:
 # --- tiers -----------------------------------------------------------------------------------------------------------
 SLOW_FIXTURES = {"cranfield_pipeline", "vaswani_pipeline", "sample_pipeline"}  # encoded and indexed (a JVM)
 _started: list[str] = []  # processes started by the running test, while the fast tier is selected
+_guarding = [False]  # True while a test runs (not while collecting)
 
 
 def _fast_tier(config) -> bool:
     return "not slow" in (config.getoption("markexpr", "") or "")
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
@@ -124,7 +126,7 @@ def pytest_configure(config):
         """Refuses (rather than starts) Python or a JVM in a subprocess: the fast tier stays fast."""
 
         def __init__(self, args, *a, **kw):
-            if starts_a_process(args):
+            if _guarding[0] and starts_a_process(args):
                 _started.append(" ".join(map(str, [args] if isinstance(args, (str, os.PathLike)) else args))[:200])
                 raise RuntimeError(f"make test-fast starts no subprocess: {_started[-1]} (mark the test slow)")
             super().__init__(args, *a, **kw)
@@ -134,6 +136,11 @@ def pytest_configure(config):
 
 def pytest_runtest_setup(item):
     _started.clear()
+    _guarding[0] = True
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _guarding[0] = False
 
 
 @pytest.hookimpl(wrapper=True)

@@ -61,14 +61,13 @@ def _run(argv, env, cwd, timeout, input, check) -> subprocess.CompletedProcess:
 
 
 def starts_a_process(argv) -> bool:
-    """True when ``argv`` starts Python (this interpreter, a script of this venv) or a JVM (a Java class, javac):
-    what a test marked ``slow`` may do and a fast one may not. ``java -version`` does not count."""
+    """True when ``argv`` starts Python (this interpreter, a script of this venv) or a JVM running a class: what
+    a test marked ``slow`` may do and a fast one may not. ``java -version`` does not count, nor ``javac``: it fills
+    the extension's jar cache once after the Java sources change (tests whose point is a build are marked)."""
     argv = [str(a) for a in ([argv] if isinstance(argv, (str, bytes, os.PathLike)) else argv)]
     if not argv:
         return False
     name = os.path.basename(argv[0])
-    if name == "javac":
-        return not (len(argv) == 2 and argv[1] in ("-version", "--version"))
     if name == "java":
         return not (len(argv) == 2 and argv[1] in ("-version", "--version"))
     return (name.startswith("python") or argv[0] == sys.executable or Path(argv[0]).parent == BIN
