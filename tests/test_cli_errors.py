@@ -45,7 +45,7 @@ def subprocess_cli(*args, env=None):
     (["search", "--hits", "ten"], "--hits: 'ten' is not an integer"),
     (["search", "--batch-size", "0"], "--batch-size: 0 must be above 0"),
     (["search", "--threads", "0"], "--threads: 0 must be above 0"),
-    (["search", "--scale", "nan"], "--scale: nan must be above 0"),
+    (["encode", "--scale", "nan"], "--scale: nan must be above 0"),  # search has no --scale: the index says
     (["encode", "--batch-size", "0"], "--batch-size: 0 must be above 0"),
     (["encode", "--shard-size", "-1"], "--shard-size: -1 must be above 0"),
     (["encode", "--limit", "0"], "--limit: 0 must be above 0"),
