@@ -100,7 +100,7 @@ def test_run_reproduces_the_committed_config(name, request, tmp_path):
     pipeline = request.getfixturevalue(f"{name}_pipeline")
     report = tmp_path / "report.json"
     proc = cli("run", CONFIGS[name], "--corpus-path", pipeline["vectors"], "--work-dir", tmp_path / "work",
-               "--json", report)
+               "--output", report)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     result = json.loads(report.read_text())
     assert result["ok"] and all(c["ok"] for c in result["checks"])
@@ -177,7 +177,7 @@ def test_a_topic_of_more_than_1024_terms_is_searched(cranfield_pipeline, tmp_pat
     assert "TooManyClauses" in log and set(read_run(stock_run)) == {"2"}
 
     report = tmp_path / "report.json"
-    proc = cli("run", config, "--index", cranfield_pipeline["index"], "--work-dir", tmp_path / "work", "--json", report)
+    proc = cli("run", config, "--index", cranfield_pipeline["index"], "--work-dir", tmp_path / "work", "--output", report)
     assert proc.returncode == 1, proc.stdout + proc.stderr[-3000:]  # searched; metrics differ from the config's
     result = json.loads(report.read_text())
     assert all(c["ok"] for c in result["checks"] if c["kind"] == "stat")
@@ -203,7 +203,7 @@ def test_a_long_topic_without_the_extension_is_a_clear_error(cranfield_pipeline,
 
 
 @pytest.mark.parametrize("args", [["export", "--encoder", "splade-tiny", "--collection", ".", "--hits", "0"],
-                                  ["export", "--encoder", "splade-tiny", "--collection", ".", "--precision", "-1"],
+                                  ["export", "--encoder", "splade-tiny", "--collection", ".", "--metric-precision", "-1"],
                                   ["export", "--encoder", "splade-tiny", "--collection", ".", "--shard-size", "0"],
                                   ["export", "--encoder", "splade-tiny", "--collection", ".", "--index-threads", "-2"],
                                   ["run", "missing.yaml", "--index-threads", "0"]])
@@ -223,7 +223,7 @@ def test_anserinis_own_runner_reproduces_an_exported_config(exported_cranfield, 
     encode output folder goes to stock IndexCollection as it is (its record file is not read as documents)."""
     work = tmp_path / "anserini"
     proc = cli("run", exported_cranfield, "--runner", "anserini", "--corpus-path", cranfield_pipeline["vectors"],
-               "--work-dir", work, "--json", tmp_path / "report.json", "--verbose")
+               "--work-dir", work, "--output", tmp_path / "report.json", "--verbose")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     log = proc.stderr
     assert "Index statistics successfully verified!" in log

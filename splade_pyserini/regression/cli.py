@@ -5,15 +5,18 @@ bad one is a one-line usage error before any work) and the printed report.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from pathlib import Path
 
 from ..errors import SpladeError
 from ..fileio import atomic_write
+from ..logs import BARE
 from .config import DEFAULT_METRICS, anserini_configs
 from .export import export_regression
 from .locate import CORPUS_ROOT_ENV
 from .run import Report, run_regression, run_with_anserini
+
+logger = logging.getLogger(__name__)
 
 
 def _print_report(report: Report) -> int:
@@ -22,7 +25,7 @@ def _print_report(report: Report) -> int:
     if report.ok:
         print(report.summary())
         return 0
-    print(report.summary(), file=sys.stderr)
+    logger.error("%s", report.summary(), extra=BARE)
     return 1
 
 
@@ -34,13 +37,13 @@ def _cmd_run(args) -> int:
                                          topics_dir=args.topics_dir, work_dir=args.work_dir,
                                          index_threads=args.index_threads, keep=args.keep)
         if args.verbose:
-            sys.stderr.write(text)
+            logger.info("%s", text.rstrip("\n"))
     else:
         report = run_regression(args.config, corpus_path=args.corpus_path, corpus_root=args.corpus_root,
                                 topics_dir=args.topics_dir, index=args.index, work_dir=args.work_dir,
                                 index_threads=args.index_threads, keep=args.keep)
-    if args.json:
-        with atomic_write(args.json) as f:
+    if args.output:
+        with atomic_write(args.output) as f:
             json.dump({"config": report.config, "ok": report.ok, "runner": report.runner, "seconds": report.seconds,
                        "checks": [c.__dict__ for c in report.checks], "runs": report.runs}, f, indent=2)
             f.write("\n")
@@ -78,7 +81,7 @@ def _cmd_list(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    from ..cli import positive_int
+    from ..cli import deprecated_alias, positive_int
 
     p = subparsers.add_parser("regression", help="Anserini regression configs: export one, run one")
     sub = p.add_subparsers(dest="regression", required=True, metavar="WHAT")
@@ -94,7 +97,8 @@ def add_commands(subparsers) -> None:
     e.add_argument("--metrics", nargs="+", default=None,
                    help="map, ndcg@K, recall@K, p@K, mrr@K, success@K, or raw trec_eval parameters "
                         f"(default: {' '.join(DEFAULT_METRICS)})")
-    e.add_argument("--precision", type=positive_int, default=4, help="metric_precision (trec_eval prints 4 decimals)")
+    deprecated_alias(e, e.add_argument("--metric-precision", dest="precision", type=positive_int, default=4,
+                                       help="the config's metric_precision (trec_eval prints 4 decimals)"), "--precision")
     e.add_argument("--hits", type=positive_int, default=1000)
     e.add_argument("--index-threads", type=positive_int, default=2)
     e.add_argument("--no-docvectors", action="store_true", help="index without -storeDocvectors")
@@ -123,7 +127,8 @@ def add_commands(subparsers) -> None:
     r.add_argument("--index-threads", type=positive_int, default=None, help="override index_threads")
     r.add_argument("--runner", default="splade-pyserini", choices=["splade-pyserini", "anserini"],
                    help="anserini: Anserini's ReproduceFromDocumentCollection (passes results above expected)")
-    r.add_argument("--json", default=None, help="also write the checks to this file")
+    deprecated_alias(r, r.add_argument("--output", default=None, help="also write the checks to this JSON file"),
+                     "--json")
     r.add_argument("--verbose", action="store_true", help="with --runner anserini, print its log")
     r.set_defaults(func=_cmd_run)
 
