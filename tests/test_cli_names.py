@@ -51,12 +51,14 @@ def test_every_command_spells_hits_run_and_output_alike():
     (["bench", "search", "--index", "i", "--encoder", "e", "--topics", "t", "--json", "n.json"], "output", "n.json"),
     (["evaluate-suite", "--collections", "q", "--runs", "a=r", "--baseline", "a", "--treatment", "a",
       "--out-dir", "d"], "out_dir", "d"),
+    (["regression", "run", "c.yaml", "--json", "r.json"], "output", "r.json"),
+    (["regression", "export", "--encoder", "e", "--collection", "c", "--precision", "3"], "precision", 3),
 ])
 def test_old_spellings_still_work_with_a_warning(argv, dest, value, caplog):
     caplog.set_level(logging.WARNING, logger="splade_pyserini")
     args = build_parser().parse_args(argv)
     assert getattr(args, dest) == value
-    old = next(a for a in argv if a in OLD_NAMES | {"--json"})
+    old = next(a for a in argv if a in OLD_NAMES | {"--json", "--precision"})
     assert any(f"{old} is deprecated; use --" in r.getMessage() for r in caplog.records)
 
 
