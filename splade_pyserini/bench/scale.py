@@ -175,7 +175,7 @@ def bench_scale(sizes: Sequence[int], work_dir: str | os.PathLike, ks: Sequence[
             rows.append({"docs": n, "postings": vec.get("postings", ""),
                          "fast_index_s": built["fast"].get("seconds", ""),
                          "stock_index_s": built.get("stock", {}).get("seconds", "") if "stock" in indexers else "-",
-                         "stock_searches": "stock index" if "stock" in indexers else "fast index", **r})
+                         "stock_searches": "stock-index" if "stock" in indexers else "fast-index", **r})
     print(f"{queries} synthetic queries (fitted: mean {query_terms} terms), one search thread each, "
           f"median of {repeats} interleaved runs after a warm-up on every query; {os.cpu_count()} CPUs")
     _print_table(rows)
