@@ -101,7 +101,8 @@ def sample_pipeline(tiny_encoder, tmp_path_factory) -> dict:
 
 
 # --- tiers -----------------------------------------------------------------------------------------------------------
-SLOW_FIXTURES = {"cranfield_pipeline", "vaswani_pipeline", "sample_pipeline"}  # encoded and indexed (a JVM)
+# encoded and indexed (a JVM); data_files (test_train_trainer): pools mined from an Anserini BM25 index of Cranfield
+SLOW_FIXTURES = {"cranfield_pipeline", "vaswani_pipeline", "sample_pipeline", "data_files"}
 _started: list[str] = []  # processes started by the running test, while the fast tier is selected
 _guarding = [False]  # True while a test runs (not while collecting)
 
