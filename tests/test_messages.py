@@ -76,3 +76,19 @@ def test_the_pyserini_plugin_says_why_it_falls_back(tiny_model, tmp_path, monkey
     assert record.levelno == logging.WARNING
     assert "Pyserini's own path" in record.getMessage()
     assert "SpladeError: the Java extension must be enabled before the JVM starts" in record.getMessage()
+
+
+def test_quiet_commands_keep_warnings_and_errors_only(capsys):
+    from splade_pyserini.logs import cli_logging
+
+    logger = logging.getLogger("splade_pyserini.example")
+    with cli_logging(quiet=True):  # what `teach --quiet` (-q) sets after parsing
+        logger.info("wrote 3 files")
+        logger.warning("an index without a recorded scale")
+        logger.error("the run is empty")
+    with cli_logging() as set_quiet:
+        logger.info("shown")
+        set_quiet(True)
+        logger.info("hidden")
+    assert capsys.readouterr().err == ("warning: an index without a recorded scale\nerror: the run is empty\n"
+                                       "shown\n")
