@@ -5,6 +5,12 @@ Feature packages add their own subcommands through an ``add_commands(subparsers)
 Every failure prints one line, ``error: …`` (the problem, then the fix), and exits with status 2: the package's
 own errors, bad arguments, and the causes that files, Java or the machine raise (see :func:`errors.user_message`).
 ``--debug`` (anywhere on the line) or ``SPLADE_PYSERINI_DEBUG=1`` shows the traceback instead.
+
+The package's messages (``info`` lines, warnings, that error line) go through :mod:`logging`; while a command runs,
+:func:`logs.cli_logging` shows them on stderr as plain lines (a command's ``--quiet`` keeps warnings and errors only).
+Option names are shared by every subcommand (``--hits``, ``--run [NAME=]PATH``, ``--output``, ``--work-dir``); the
+helpers here (:func:`add_run_argument`, :func:`named_values`, :func:`deprecated_alias`) keep them so, and an old
+spelling stays as a hidden alias that warns.
 """
 
 from __future__ import annotations
