@@ -16,6 +16,7 @@ from typing import Sequence
 
 from ..errors import SpladeError
 from ..fileio import atomic_directory, atomic_write, work_folder
+from ..provenance import Provenance, check_compatible, normalize
 from .config import (DEFAULT_METRICS, STATS_KEYS, STOCK_COLLECTION, STOCK_GENERATOR, TOPICS_DIR, format_config,
                      round_half_up, trec_eval_metric)
 from .java_steps import evaluate_metric, index_corpus, index_stats, run_file_name, search
@@ -84,34 +85,49 @@ def _write_qrels(path: Path, qrels: dict[str, dict[str, int]]) -> None:
                 f.write(f"{qid} 0 {docid} {int(grade)}\n")
 
 
-def _check_vectors(vectors: Path, encoder) -> dict:
+def _vectors_record(vectors: Path, encoder) -> dict:
+    """The record of an ``encode`` output to export from (complete, JSONL shards, today's key spelling), after the
+    one rule for using vectors with ``encoder`` (:func:`.provenance.check_compatible`: the same model)."""
     from ..vectors import complete_encoding_meta, shard_files
 
-    card = encoder.card
-    meta = complete_encoding_meta(vectors)
-    if meta.get("format", "JsonVectorCollection") != "JsonVectorCollection" or not any(
+    record = normalize(complete_encoding_meta(vectors))
+    if record.get("format", "JsonVectorCollection") != "JsonVectorCollection" or not any(
             p.suffix == ".jsonl" for p in shard_files(vectors)):
         raise SpladeError(f"{vectors} holds no JsonVectorCollection shards (encode with --format jsonl).")
-    recorded = meta.get("weights_sha256")  # the model's identity; older folders: its name
-    same_model = recorded == encoder.weights_hash if recorded else (
-        meta.get("encoder") == card.name or meta.get("model") == card.model)
-    if abs(float(meta["scale"]) - float(card.scale)) > 1e-9 or not same_model:
-        raise SpladeError(f"vectors {vectors} come from encoder {meta.get('encoder')} at scale {meta.get('scale')}, "
-                          f"not {card.name} at scale {card.scale}; pass the matching --encoder.")
-    return meta
+    check_compatible(Provenance.from_record(record), encoder, f"vectors {vectors}")
+    return record
 
 
-def _encode_command(card, collection_name: str, corpus_path: str, meta: dict | None, device: str) -> str:
+def _provenance(encoder, vectors: Path | None, index: Path | None) -> tuple[Provenance, float, dict | None]:
+    """What the config is made from: its provenance record (the vectors', else the index's, else what ``encoder``
+    writes), the quantisation scale its topics take (the index's or the vectors' recorded one) and the vectors'
+    whole record (their encode settings), checked against ``encoder`` by the one rule."""
+    from ..index import index_provenance
+
+    record = _vectors_record(vectors, encoder) if vectors is not None else None
+    prov = Provenance.from_record(record) if record is not None else None
+    if index is not None:
+        scale = check_compatible(index_provenance(index), encoder, f"index {index}")
+        if prov is not None and abs(float(prov.scale) - scale) > 1e-9:
+            raise SpladeError(f"index {index} has the quantisation scale {scale} but vectors {vectors} have "
+                              f"{prov.scale}: it was not built from them; pass the index of these vectors.")
+        prov = prov or index_provenance(index)
+    prov = prov or Provenance.of_encoder(encoder)
+    scale = float(prov.scale if prov.scale is not None else encoder.card.scale)
+    return prov, scale, record
+
+
+def _encode_command(card, collection_name: str, corpus_path: str, record: dict | None, device: str) -> str:
     from ..cards import is_card_name
 
     encoder = card.name if is_card_name(card.name) else "ENCODER_DIR"
     cmd = (f"splade-pyserini encode --encoder {encoder} --corpus COLLECTIONS/{collection_name} "
            f"--output {corpus_path}")
-    if meta and meta.get("shard_size") and int(meta["shard_size"]) != 100_000:
-        cmd += f" --shard-size {int(meta['shard_size'])}"
-    if meta and meta.get("max_length") and int(meta["max_length"]) != int(card.doc_max_length):
-        cmd += f" --max-length {int(meta['max_length'])}"
-    return cmd + f" --device {device.split(':')[0]}"
+    if record and record.get("shard_size") and int(record["shard_size"]) != 100_000:
+        cmd += f" --shard-size {int(record['shard_size'])}"
+    if record and record.get("doc_max_length") and int(record["doc_max_length"]) != int(card.doc_max_length):
+        cmd += f" --max-length {int(record['doc_max_length'])}"
+    return cmd + f" --device {device.split(':')[0]}" + (" --exact" if record and record.get("exact") else "")
 
 
 def _topic_reader(qids: Sequence[str]) -> str:
@@ -171,6 +187,12 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
     qrels_file = f"qrels.{collection_name}.txt"
     boundary_file = f"vectors.{name}.boundary.tsv.gz"
 
+    prov, scale, record = _provenance(encoder, None if vectors is None else Path(vectors),
+                                      None if index is None else Path(index))
+    if onnx and abs(scale - float(card.scale)) > 1e-9:
+        raise SpladeError(f"the {'index' if index is not None else 'vectors'} of this export were quantised at scale "
+                          f"{scale}, but the ONNX query encoder uses {card.name}'s {card.scale}; export without "
+                          "--onnx.")
     queries = read_topics(collection)
     qrels = read_qrels(collection)
     qids = list(queries)
@@ -181,7 +203,7 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         lines = onnx_export.text_topics_lines(qids, [queries[q] for q in qids])
     else:
         log(f"export {name}: encoding {len(qids)} queries with {card.name}")
-        lines = topics_lines(qids, encoder.quantized_queries([queries[q] for q in qids]))
+        lines = topics_lines(qids, encoder.quantized_queries([queries[q] for q in qids], scale))
     if len(lines) < len(qids):
         log(f"export {name}: {len(qids) - len(lines)} queries have no non-zero weight and are left out")
     reader = _topic_reader(qids)
@@ -230,16 +252,10 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
             log(f"export {name}: exporting the ONNX query encoder of {card.name}")
             onnx_export.export_onnx(card, staging / onnx_rel)
 
-        meta = None
         if index is not None:
             index_dir = Path(index)
-            from ..search import check_compatible
-
-            check_compatible(index_dir, encoder)  # scale, and the model by its weights' hash
             if not any(index_dir.glob("*.tvd")) and store_docvectors:
                 data["index_options"] = "-impact -pretokenized"  # the index holds no document vectors
-            if vectors is not None:
-                meta = _check_vectors(Path(vectors), encoder)
             log(f"export {name}: using the index {index_dir}")
         else:
             if vectors is None:
@@ -248,7 +264,7 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
                 vectors = work / "vectors"
                 log(f"export {name}: encoding the corpus of {collection} with {card.name}")
                 encode_corpus(encoder, collection, vectors, shard_size=shard_size)
-            meta = _check_vectors(Path(vectors), encoder)
+                prov, scale, record = _provenance(encoder, vectors, None)
             index_dir = work / "index"
             log(f"export {name}: indexing {vectors} with {data['collection_class']}")
             index_corpus(data, Path(vectors), index_dir)
@@ -282,21 +298,19 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
             value = round_half_up(evaluate_metric(m, qrels_path, run), int(m["metric_precision"]))
             data["models"][0]["results"][m["metric"]] = [value]
         data["splade_pyserini"] = {
-            "encoder": card.name,
-            "variant": card.variant,
-            "scale": card.scale,
-            "doc_max_length": int(meta["max_length"]) if meta and meta.get("max_length") else card.doc_max_length,
-            "query_max_length": card.query_max_length,
+            "encoder": prov.encoder,
+            "variant": prov.variant,
+            "scale": scale,
+            "doc_max_length": prov.doc_max_length or card.doc_max_length,
+            "query_max_length": prov.query_max_length or card.query_max_length,
             "queries": "encoder.quantized_queries: round(w * scale), halves away from zero, zeros dropped; "
                        "each token repeated weight times",
             "collection": collection_name,
-            "encode": _encode_command(card, collection_name, corpus_path, meta, encoder.device),
+            "encode": _encode_command(card, collection_name, corpus_path, record, encoder.device),
             "version": __version__,
         }
-        if meta and meta.get("documents") is not None:
-            data["splade_pyserini"]["documents"] = int(meta["documents"])
-        if meta and meta.get("exact"):
-            data["splade_pyserini"]["encode"] += " --exact"
+        if record and record.get("documents") is not None:
+            data["splade_pyserini"]["documents"] = int(record["documents"])
         data["splade_pyserini"].update(pins or {})
         if onnx:
             data["splade_pyserini"]["queries"] = (f"raw text, encoded in Anserini by -encoder {onnx_export.ENCODER_NAME} "
