@@ -86,3 +86,13 @@ def test_bench_scale_finds_identical_results_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / "times.json").read_text() == records  # nothing was built again
     assert "built in" not in again.stderr and again.stdout.splitlines()[-1].startswith("ratio_vs_stock=")
+
+
+def test_bench_scale_sizes_are_checked():
+    from splade_pyserini.bench.scale import parse_counts
+    from splade_pyserini.errors import SpladeError
+
+    assert parse_counts("100000, 1_000_000", "--synthetic") == [100000, 1000000]
+    for bad in ("1e5", "", "0", "10,-1"):
+        with pytest.raises(SpladeError, match="--synthetic must be comma-separated"):
+            parse_counts(bad, "--synthetic")

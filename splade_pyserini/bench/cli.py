@@ -33,10 +33,10 @@ def _index(args) -> int:
 
 
 def _scale(args) -> int:
-    from .scale import bench_scale
+    from .scale import bench_scale, parse_counts
 
-    result = bench_scale([int(n) for n in args.synthetic.split(",") if n], args.work_dir,
-                         ks=[int(k) for k in args.hits.split(",") if k], queries=args.queries,
+    result = bench_scale(parse_counts(args.synthetic, "--synthetic"), args.work_dir,
+                         ks=parse_counts(args.hits, "--hits"), queries=args.queries,
                          query_terms=args.query_terms, terms=args.terms, indexers=args.indexers.split(","),
                          threads=args.threads, repeats=args.repeats)
     if args.output:

@@ -40,6 +40,17 @@ log = logging.getLogger(__name__)
 INDEXERS = ("fast", "stock")
 
 
+def parse_counts(text: str, what: str) -> list[int]:
+    """``"100000,1000000"`` -> ``[100000, 1000000]``; a one-line error naming ``what`` otherwise."""
+    try:
+        counts = [int(part.replace("_", "")) for part in str(text).split(",") if part.strip()]
+    except ValueError:
+        raise SpladeError(f"{what} must be comma-separated whole numbers (e.g. 100000,1000000), not {text!r}") from None
+    if not counts or any(n < 1 for n in counts):
+        raise SpladeError(f"{what} must be comma-separated positive whole numbers, not {text!r}")
+    return counts
+
+
 def _load_times(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
