@@ -239,13 +239,17 @@ THREADS = (1, 2)
 
 def _compare_ks_in_child(index: Path, queries: dict, scale: float = 1.0) -> list[dict]:
     """compare_search of BatchSearcher against SimpleImpactSearcher on ``index`` for every k in KS and thread count
-    in THREADS, in one child JVM: a list of {k, threads, queries, hits, mismatched}."""
+    in THREADS, in one child JVM: a list of {k, threads, queries, hits, mismatched}. The queries travel in a file
+    beside the index (a whole collection's queries exceed a command line)."""
+    queries_file = Path(index).parent / f"{Path(index).name}-queries.json"
+    queries_file.write_text(json.dumps(queries))
     return _in_child(f"""
         import json
         from splade_pyserini import javaext
         from splade_pyserini.bench import index_search as bench_java
         javaext.enable()
-        queries = json.loads({json.dumps(json.dumps(queries))})
+        with open({str(queries_file)!r}) as f:
+            queries = json.load(f)
         out = []
         for k in {KS!r}:
             for threads in {THREADS!r}:
