@@ -336,6 +336,7 @@ def _as_previous_version(record: dict) -> dict:
     return {**old, "max_length": record["doc_max_length"], "splade_pyserini": record["version"]}
 
 
+@pytest.mark.slow  # the CLI in a subprocess and an index (Java)
 def test_folders_written_by_the_previous_version_still_load(tmp_path, sample_index, tiny_model, tiny_encoder,
                                                             caplog):
     from splade_pyserini import SpladeSearcher
