@@ -116,16 +116,24 @@ def test_splade_runs_equal_trec_eval(name, request, trec_qrels):
 
 
 def test_ties_in_file_order_would_change_cranfield_splade(cranfield_pipeline, trec_qrels):
-    """The issue's case: ranking ties in file order (as ranx does) moves Cranfield's splade-tiny MAP/nDCG@10."""
+    """The issue's case: ranking ties in file order (as ranx does) moves Cranfield's splade-tiny MAP/nDCG@10 when the
+    file lists tied documents in another order (docid ascending, as the search engine returned them); the run the
+    package writes lists them in trec_eval's order (runs.ranked), so file order and trec_eval then agree."""
     from ranx import Qrels as RQrels
     from ranx import Run as RRun
     from ranx import evaluate as ranx_evaluate
 
     qrels, run = read_qrels(trec_qrels["cranfield"]), read_run(cranfield_pipeline["run"])
     ours = evaluate(qrels, {"r": run}, ["map", "ndcg@10"], per_query=True)["r"]
-    file_order = ranx_evaluate(RQrels(qrels), RRun(run), ["map", "ndcg@10"], return_mean=False, make_comparable=True)
-    differing = [q for q, v in zip(RQrels(qrels).keys(), file_order["map"]) if abs(ours["map"][q] - v) > 1e-12]
-    assert differing  # ties decide some queries' values
+
+    def in_file_order(docs_of):
+        values = ranx_evaluate(RQrels(qrels), RRun(docs_of), ["map", "ndcg@10"], return_mean=False,
+                                make_comparable=True)["map"]
+        return [q for q, v in zip(RQrels(qrels).keys(), values) if abs(ours["map"][q] - v) > 1e-12]
+
+    ascending = {q: dict(sorted(docs.items(), key=lambda x: (-x[1], x[0]))) for q, docs in run.items()}
+    assert in_file_order(ascending)  # ties decide some queries' values
+    assert in_file_order(run) == []  # the written run's order is trec_eval's
 
 
 @pytest.mark.slow  # trec_eval (Java) in a subprocess
