@@ -150,6 +150,7 @@ def test_onnx_export_of_an_inference_free_folder_keeps_its_static_query_weights(
 @pytest.mark.parametrize("name, words", [("sum-pooling", ["SpladePooling", "'sum'"]),
                                          ("log1p-relu", ["SpladePooling", "'log1p_relu'"]),
                                          ("csr", ["1_Pooling (Pooling)"])])
+@pytest.mark.slow  # the CLI in a subprocess
 def test_unrepresentable_folder_is_refused_in_one_line(st_folders, name, words, tmp_path):
     folder = st_folders / name
     corpus = tmp_path / "corpus.jsonl"
@@ -169,6 +170,7 @@ def _quantized_scores(query: np.ndarray, docs: np.ndarray, scale: float = 51.2) 
     return quantize(docs, scale) @ quantize(query, scale)
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_st_folder_as_encoder_for_encode_index_search_and_the_pyserini_plugin(st_folders, vaswani, tmp_path):
     """CLI encode/index/search and `python -m pyserini.search.lucene --encoder <ST folder>`: the run's scores are
     the dot products of sentence-transformers' own quantised vectors."""
@@ -270,6 +272,7 @@ def test_trained_checkpoint_model_card(data_files, tmp_path):
 IRDS_ID = "splade-pyserini-test/vaswani-queries"
 
 
+@pytest.mark.slow  # an index (a JVM in a subprocess)
 def test_topics_from_an_ir_datasets_id(vaswani, tmp_path, tiny_model):
     """A registered (here: local) ir_datasets id is read like a topic file, by read_topics and by `search`."""
     import ir_datasets
@@ -301,6 +304,7 @@ def test_topics_from_an_ir_datasets_id(vaswani, tmp_path, tiny_model):
     assert runs["file"].read_text() == runs["irds"].read_text() and runs["file"].read_text().count("\n") == 100
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_uncached_ir_datasets_id_offline_is_one_line_error(tmp_path, tiny_model):
     """No network (proxies pointed at a closed port) and an empty ir_datasets cache: one error line, status 2."""
     env = {"IR_DATASETS_HOME": tmp_path / "irds", "NO_PROXY": None, "no_proxy": None}
