@@ -12,13 +12,13 @@ import gzip
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 onnx = pytest.importorskip("onnx", reason="export-onnx needs the onnx package (pip install 'splade-pyserini[onnx]')")
 
+from helpers import run_python  # noqa: E402
 from splade_pyserini import onnx_export, regression  # noqa: E402
 from splade_pyserini.errors import SpladeError  # noqa: E402
 from splade_pyserini.topics import read_topics  # noqa: E402
@@ -110,12 +110,14 @@ def run_java_encoder(folder: Path, qids, texts, via: str = "env") -> list[dict[s
     return out
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 def test_java_encoder_in_anserini_gives_the_packages_weights(exported, queries, package_weights):
     for name, (qids, texts) in queries.items():
         got = run_java_encoder(exported, qids, texts, via="env" if name == "vaswani" else "property")
         assert differing(got, package_weights[name]) == [], name
 
 
+@pytest.mark.slow  # a JVM in a subprocess
 def test_java_encoder_without_a_model_says_how_to_make_one(tmp_path):
     from splade_pyserini import javaext
     from splade_pyserini.anserini import java_command
@@ -205,9 +207,8 @@ def test_pyserini_onnx_encoder_name_finds_the_class(cranfield_pipeline, tiny_enc
     from splade_pyserini.search import SpladeSearcher
 
     texts = queries["cranfield"][1][:8]
-    env = {**os.environ, onnx_export.ENVIRONMENT: str(exported)}
-    proc = subprocess.run([sys.executable, "-c", PYSERINI_ONNX, str(cranfield_pipeline["index"]), json.dumps(texts)],
-                          capture_output=True, text=True, env=env)
+    proc = run_python(PYSERINI_ONNX, cranfield_pipeline["index"], json.dumps(texts),
+                      env={onnx_export.ENVIRONMENT: exported}, timeout=None)
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     searcher = SpladeSearcher(cranfield_pipeline["index"], tiny_encoder)

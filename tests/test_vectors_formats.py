@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from helpers import SAMPLE, run_cli
-
-
 from splade_pyserini.vectors import read_encoding_meta
 
 
@@ -40,6 +40,7 @@ def test_parquet_holds_the_same_vectors_as_jsonl(tmp_path, tiny_encoder):
     assert shard.to_record(shards=False) == folder.to_record(shards=False)
 
 
+@pytest.mark.slow  # torchrun: three Python processes
 def test_torchrun_two_ranks_write_the_same_shards_as_one_process(tmp_path, tiny_model):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     args = ["encode", "--encoder", str(tiny_model), "--corpus", str(SAMPLE), "--shard-size", "10", "--device", "cpu"]
