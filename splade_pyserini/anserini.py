@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import logging
 import os
 import shutil
 import subprocess
@@ -20,6 +21,8 @@ from typing import Iterator
 
 from .errors import SpladeError
 from .jdk import ensure_java, java_executable, java_options
+
+logger = logging.getLogger(__name__)
 
 _extra_classpath: list[str] = []
 
