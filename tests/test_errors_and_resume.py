@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import SAMPLE, run_cli
 from splade_pyserini.errors import SpladeError
-
-SAMPLE = Path(__file__).resolve().parents[1] / "splade_pyserini" / "data" / "sample"
 
 
 def cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "splade_pyserini", *map(str, args)], capture_output=True, text=True,
-                          env=env)
+    return run_cli(*args, env=env, timeout=None)
 
 
 def one_line_error(proc):
@@ -28,16 +23,19 @@ def one_line_error(proc):
     return errors[0]
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_unknown_encoder(tmp_path):
     msg = one_line_error(cli("encode", "--encoder", "splade-v9", "--corpus", SAMPLE, "--output", tmp_path / "v"))
     assert "unknown encoder 'splade-v9'" in msg and "splade-v3" in msg
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_missing_corpus(tmp_path):
     msg = one_line_error(cli("encode", "--encoder", "splade-tiny", "--corpus", tmp_path / "nope.jsonl", "--output", tmp_path / "v"))
     assert "nope.jsonl does not exist" in msg
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_malformed_line_names_its_number_and_leaves_no_partial_shard(tmp_path, tiny_model):
     corpus = tmp_path / "corpus.jsonl"
     lines = [json.dumps({"id": f"d{i}", "contents": f"document number {i} about wings"}) for i in range(6)]
@@ -97,6 +95,7 @@ def test_output_from_another_encoder_setting_is_refused(tmp_path, tiny_encoder, 
         encode_corpus(other, SAMPLE, out, progress=False)
 
 
+@pytest.mark.slow  # an index (Java) and the CLI in a subprocess
 def test_search_takes_the_scale_from_the_index(tmp_path, tiny_encoder, tiny_model):
     from splade_pyserini import SpladeSearcher, load_encoder
     from splade_pyserini.index import build_index

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import run_cli
 from splade_pyserini import regression, vector_pins
 from splade_pyserini.errors import SpladeError
 from splade_pyserini.runs import read_qrels, read_run
@@ -29,8 +28,7 @@ CONFIGS = {name: REGRESSIONS / f"{name}.splade-tiny.yaml" for name in ("cranfiel
 
 
 def cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "splade_pyserini", "regression", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd or REPO, env={**os.environ, **(env or {})})
+    return run_cli("regression", *args, cwd=cwd or REPO, env=env, timeout=None)
 
 
 def load(name: str) -> dict:
@@ -95,6 +93,7 @@ def test_committed_topics_are_the_encoders_quantized_queries(cranfield, tiny_enc
 
 
 # --- run: exact reproduction ---------------------------------------------------------------------------------------
+@pytest.mark.slow  # a JVM or the CLI in a subprocess
 @pytest.mark.parametrize("name", ["cranfield", "vaswani"])
 def test_run_reproduces_the_committed_config(name, request, tmp_path):
     pipeline = request.getfixturevalue(f"{name}_pipeline")
@@ -235,6 +234,7 @@ def test_anserinis_own_runner_reproduces_an_exported_config(exported_cranfield, 
     assert list((work / "runs").glob("run.*.txt")) and (work / "indexes").is_dir()
 
 
+@pytest.mark.slow  # a JVM or the CLI in a subprocess
 def test_anserinis_splade_configs_load_and_need_their_corpus(tmp_path):
     names = regression.anserini_configs("splade")
     assert "dl20-passage.splade-v3.onnx" in names
@@ -258,11 +258,9 @@ PINS = ("vectors_sha256", "vectors_masked_sha256", "vectors_boundary_weights")
 def exported_cranfield(cranfield_pipeline, cranfield, tmp_path_factory):
     """`regression export` of the session's Cranfield vectors and index: a config pinning exactly these vectors."""
     out = tmp_path_factory.mktemp("exported")
-    proc = subprocess.run([sys.executable, "-m", "splade_pyserini", "regression", "export", "--encoder", "splade-tiny",
-                           "--collection", str(cranfield), "--vectors", str(cranfield_pipeline["vectors"]),
-                           "--index", str(cranfield_pipeline["index"]), "--output", str(out), "--device", "cpu",
-                           "--topics-name", "Cranfield (225 queries)"],
-                          capture_output=True, text=True, cwd=REPO)
+    proc = cli("export", "--encoder", "splade-tiny", "--collection", cranfield, "--vectors",
+               cranfield_pipeline["vectors"], "--index", cranfield_pipeline["index"], "--output", out, "--device",
+               "cpu", "--topics-name", "Cranfield (225 queries)")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out / CONFIGS["cranfield"].name
 
@@ -431,10 +429,8 @@ def test_vectors_encoded_under_another_cpu_kernel_pass_with_an_explanation(capab
     """Cranfield encoded again in a subprocess whose torch uses other CPU kernels (as on another machine), without
     --exact: `regression run` passes, saying whether the vectors are the pinned ones or which boundary weights moved."""
     vectors = tmp_path / "vectors"
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
-    proc = subprocess.run([sys.executable, "-m", "splade_pyserini", "encode", "--encoder", "splade-tiny", "--corpus",
-                           str(cranfield), "--output", str(vectors), "--shard-size", "5000", "--device", "cpu"],
-                          capture_output=True, text=True, cwd=REPO, env=env)
+    proc = run_cli("encode", "--encoder", "splade-tiny", "--corpus", cranfield, "--output", vectors, "--shard-size",
+                   "5000", "--device", "cpu", cwd=REPO, env={"ATEN_CPU_CAPABILITY": capability}, timeout=None)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = quiet_run(exported_cranfield, vectors, tmp_path)
     assert report.ok, report.summary()

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 from test_errors_and_resume import cli, one_line_error
 
 from splade_pyserini.errors import SpladeError
@@ -46,14 +47,8 @@ def corpora(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def sample_index(tiny_encoder, tmp_path_factory) -> dict:
-    from splade_pyserini.index import build_index
-    from splade_pyserini.vectors import encode_corpus
-
-    root = tmp_path_factory.mktemp("sample")
-    encode_corpus(tiny_encoder, SAMPLE, root / "vectors", progress=False)
-    build_index(root / "vectors", root / "index", threads=1)
-    return {"vectors": root / "vectors", "index": root / "index"}
+def sample_index(sample_pipeline) -> dict:
+    return sample_pipeline  # conftest: encoded and indexed once per session
 
 
 def _encode(model, corpus, out, *extra):
@@ -61,6 +56,7 @@ def _encode(model, corpus, out, *extra):
 
 
 # --- resume -------------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # the CLI in a subprocess
 def test_finished_folder_of_one_corpus_is_refused_for_another(tmp_path, tiny_model, corpora):
     a, b = corpora
     out = tmp_path / "v"
@@ -75,6 +71,7 @@ def test_finished_folder_of_one_corpus_is_refused_for_another(tmp_path, tiny_mod
     assert read_encoding_meta(out)["complete"] is True
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_partial_folder_is_resumed_only_with_the_same_corpus(tmp_path, tiny_model, tiny_encoder, corpora):
     from splade_pyserini.vectors import encode_corpus
 
@@ -141,6 +138,7 @@ def _held_encode(release: Path, held_from: int, model, corpus, out, *extra) -> s
     return proc
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_killed_encode_resumes_to_the_same_bytes(tmp_path, tiny_model, tiny_encoder, corpora):
     from splade_pyserini.vectors import encode_corpus
 
@@ -157,6 +155,7 @@ def test_killed_encode_resumes_to_the_same_bytes(tmp_path, tiny_model, tiny_enco
         assert (out / p.name).read_bytes() == p.read_bytes(), p.name
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_second_writer_on_a_folder_is_refused_and_the_first_completes(tmp_path, tiny_model, corpora):
     a, _ = corpora
     out, release = tmp_path / "v", tmp_path / "release"
@@ -173,6 +172,7 @@ def test_second_writer_on_a_folder_is_refused_and_the_first_completes(tmp_path, 
     assert _ids(out) == _corpus_ids(a) and read_encoding_meta(out)["complete"] is True
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_writer_lock_allows_the_ranks_of_one_job_only(tmp_path):
     """Ranks of one job hold the folder together; a writer of the same rank or another job size is refused."""
     hold = ("import sys, time\nfrom splade_pyserini.fileio import writer_lock\n"
@@ -217,8 +217,7 @@ def test_index_paths_are_checked_before_any_work(tmp_path, sample_index, where):
     shutil.copytree(sample_index["vectors"], here / "vectors")
     (here / "afile").write_text("x")
     before = {p: sorted(os.listdir(p)) for p in (tmp_path, here, here / "vectors")}
-    proc = subprocess.run([sys.executable, "-m", "splade_pyserini", "index", "--vectors", "vectors", "--index", where],
-                          capture_output=True, text=True, cwd=here)
+    proc = run_cli("index", "--vectors", "vectors", "--index", where, cwd=here, timeout=None)
     msg = one_line_error(proc)
     assert any(s in msg for s in ("current folder", "overlap", "is a file", "did not write")), msg
     assert {p: sorted(os.listdir(p)) for p in before} == before  # nothing built, staged or deleted
@@ -244,6 +243,7 @@ def test_own_index_is_rebuilt_but_other_folders_are_never_overwritten(tmp_path, 
     assert "not written by splade-pyserini" in msg and os.listdir(folder) == ["thesis.tex"]
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_quickstart_and_regression_work_folders_refuse_a_users_folder(tmp_path):
     from splade_pyserini.fileio import work_folder
     from splade_pyserini.quickstart import WORK_NAMES
@@ -261,6 +261,7 @@ def test_quickstart_and_regression_work_folders_refuse_a_users_folder(tmp_path):
         work_folder(tmp_path / "w", "regression work folder")
 
 
+@pytest.mark.slow  # an index (a JVM in a subprocess)
 @pytest.mark.parametrize("umask", [0o022, 0o027])
 def test_outputs_honor_the_umask(tmp_path, tiny_encoder, umask):
     from splade_pyserini.index import build_index
