@@ -249,23 +249,7 @@ final class ExactImpactSearch {
       }
       // essential terms: bulk-decoded, summed term at a time
       for (int i = ne; i < m; i++) {
-        int t = byWindowBound[i];
-        ImpactsEnum pe = postings[t];
-        if (pe.docID() < start) {
-          pe.advance(start);
-        }
-        float boost = boosts[t];
-        while (pe.docID() < end) {
-          pe.nextPostings(end, buffer);
-          if (live != null) {
-            buffer.apply(live);
-          }
-          int[] docs = buffer.docs;
-          float[] freqs = buffer.features;
-          for (int j = 0, count = buffer.size; j < count; j++) {
-            acc[docs[j] - start] += freqs[j] * boost; // float product (ImpactSimilarity), summed in a double
-          }
-        }
+        addInBulk(byWindowBound[i], start, end, live, false);
       }
       int length = end - start;
       int candidates = ne == 0 ? 1 : filter(length, cumulative[ne - 1]);
@@ -274,7 +258,7 @@ final class ExactImpactSearch {
       int j = ne - 1;
       for (; j >= 0 && candidates > 0 && candidates * SPARSE_FACTOR >= expectedPostings(byWindowBound[j], start, end,
           maxDoc); j--) {
-        addInBulk(byWindowBound[j], start, end, live);
+        addInBulk(byWindowBound[j], start, end, live, true);
         candidates = filter(length, j == 0 ? 0 : cumulative[j - 1]);
       }
       if (candidates > 0) {
@@ -315,8 +299,11 @@ final class ExactImpactSearch {
     return threshold == Float.NEGATIVE_INFINITY ? Double.NEGATIVE_INFINITY : Math.nextDown(threshold);
   }
 
-  /** Adds term {@code t}'s scores in [start, end) to the window's documents that are still candidates. */
-  private void addInBulk(int t, int start, int end, Bits live) throws IOException {
+  /**
+   * Adds term {@code t}'s scores in [start, end) to the window's sums: of every live document, or ({@code
+   * candidatesOnly}) of the documents that are still candidates.
+   */
+  private void addInBulk(int t, int start, int end, Bits live, boolean candidatesOnly) throws IOException {
     ImpactsEnum pe = postings[t];
     if (pe.docID() < start) {
       pe.advance(start);
@@ -326,6 +313,15 @@ final class ExactImpactSearch {
       pe.nextPostings(end, buffer);
       int[] docs = buffer.docs;
       float[] freqs = buffer.features;
+      if (!candidatesOnly) {
+        if (live != null) {
+          buffer.apply(live);
+        }
+        for (int j = 0, count = buffer.size; j < count; j++) {
+          acc[docs[j] - start] += freqs[j] * boost; // float product (ImpactSimilarity), summed in a double
+        }
+        continue;
+      }
       for (int j = 0, count = buffer.size; j < count; j++) {
         int slot = docs[j] - start;
         double sum = acc[slot];
