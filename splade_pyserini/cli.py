@@ -18,15 +18,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import logging
 import os
 import sys
 from pathlib import Path
 
 from .errors import SpladeError, user_message
-from .logs import BARE, cli_logging
+from .logs import BARE, cli_logging, module_logger
 
-logger = logging.getLogger(__name__)
+logger = module_logger(__name__)
 
 # Modules that register further subcommands with add_commands(subparsers).
 _EXTENSIONS = ("splade_pyserini.eval.cli", "splade_pyserini.retrieve.cli", "splade_pyserini.bench.cli", "splade_pyserini.train.cli",

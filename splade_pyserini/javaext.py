@@ -29,7 +29,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
@@ -45,9 +44,10 @@ from typing import Mapping, Sequence
 
 from .errors import SpladeError
 from .fileio import atomic_directory, write_json
+from .logs import module_logger
 from .provenance import SHARD_SUFFIXES, shard_files  # the files COLLECTION reads
 
-logger = logging.getLogger(__name__)
+logger = module_logger(__name__)
 
 JAVA_RELEASE = 21
 #: The jar shipped with the package, beside the sources (``java/dist``): it keeps the extension on machines without

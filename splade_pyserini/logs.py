@@ -42,6 +42,15 @@ class _Stderr(logging.Handler):
             self.handleError(record)
 
 
+def module_logger(name: str) -> logging.Logger:
+    """``logging.getLogger(name)``; a module run as ``python -m`` (``__name__ == "__main__"``) logs under its import
+    name, so its messages stay under the ``splade_pyserini`` logger that :func:`cli_logging` shows."""
+    if name == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        name = spec.name if spec is not None else ROOT
+    return logging.getLogger(name)
+
+
 @contextlib.contextmanager
 def cli_logging(quiet: bool = False):
     """Show the package's messages on stderr while a command runs (``info`` too, unless ``quiet``).

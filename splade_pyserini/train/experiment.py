@@ -25,16 +25,15 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import time
 import tomllib
 from pathlib import Path
 
 from ..errors import SpladeError
-from ..logs import cli_logging
+from ..logs import cli_logging, module_logger
 
-logger = logging.getLogger(__name__)
+logger = module_logger(__name__)
 
 DEFAULTS = {
     "train_queries": 150,

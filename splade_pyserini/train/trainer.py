@@ -319,9 +319,7 @@ def train(cfg: TrainConfig) -> dict:
 
 def main(argv=None) -> int:
     """``python -m splade_pyserini.train.trainer --config CFG [--field value …]`` (also under ``torchrun``)."""
-    import logging
-
-    from ..logs import cli_logging
+    from ..logs import cli_logging, module_logger
 
     parser = argparse.ArgumentParser(prog="splade_pyserini.train.trainer", description=__doc__.split("\n\n")[0])
     add_config_arguments(parser)
@@ -330,7 +328,7 @@ def main(argv=None) -> int:
         try:
             state = train(config_from_args(args))
         except SpladeError as e:
-            logging.getLogger(__name__).error("%s", e)
+            module_logger(__name__).error("%s", e)
             return 2
     if int(os.environ.get("RANK", "0")) == 0:
         last = state["history"][-1] if state["history"] else {}
