@@ -2,8 +2,8 @@
 the test tiers (the ``slow`` marker) and the numba kernels compiled once per session.
 
 Tiers: a test is ``slow`` when it starts Python or a JVM in a subprocess (helpers.run_cli, a Java class, a
-notebook's kernel), or uses a whole collection encoded and indexed (the ``*_pipeline`` fixtures: marked here,
-automatically). ``make test-fast`` (``-m "not slow"``) fails a test that starts such a process without the mark,
+notebook's kernel), uses a whole collection encoded and indexed (the ``*_pipeline`` fixtures: marked here,
+automatically), or puts a collection's texts through a float64 reference model. ``make test-fast`` (``-m "not slow"``) fails a test that starts such a process without the mark,
 so the tiers cannot drift; ``make test`` and CI run everything.
 """
 
@@ -102,7 +102,8 @@ def sample_pipeline(tiny_encoder, tmp_path_factory) -> dict:
 
 # --- tiers -----------------------------------------------------------------------------------------------------------
 # encoded and indexed (a JVM); data_files (test_train_trainer): pools mined from an Anserini BM25 index of Cranfield
-SLOW_FIXTURES = {"cranfield_pipeline", "vaswani_pipeline", "sample_pipeline", "data_files"}
+# float64_model (test_exact_weights): whole collections' query and document sets through a float64 reference
+SLOW_FIXTURES = {"cranfield_pipeline", "vaswani_pipeline", "sample_pipeline", "data_files", "float64_model"}
 _started: list[str] = []  # processes started by the running test, while the fast tier is selected
 _guarding = [False]  # True while a test runs (not while collecting)
 

@@ -44,6 +44,7 @@ def sample_documents(collection, n):
     return longest + docs[::step][:n]
 
 
+@pytest.mark.slow  # 65 documents of up to 512 tokens through a float64 reference, per collection
 @pytest.mark.parametrize("name", ["cranfield", "vaswani"])
 def test_documents_equal_formula_in_float64(name, request, tiny_model, tiny_encoder):
     collection = request.getfixturevalue(name)
