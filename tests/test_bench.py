@@ -50,6 +50,20 @@ def test_synthetic_vectors_follow_the_fitted_shapes(tmp_path):
     assert all(1 <= w <= 140 for q in queries.values() for w in q.values())
 
 
+def test_synthetic_queries_use_the_vocabulary_of_vectors_of_any_seed(tmp_path):
+    """Queries are drawn from the vocabulary the documents use, whatever seed made the documents."""
+    import json
+
+    from splade_pyserini.bench.synthetic import synthetic_queries, synthetic_vectors
+
+    synthetic_vectors(tmp_path, 400, terms=150, shards=1, seed=3)
+    indexed = {t for path in tmp_path.glob("*.jsonl") for line in path.read_text().splitlines()
+               for t in json.loads(line)["vector"]}
+    asked = [t for q in synthetic_queries(50, terms=30, seed=7).values() for t in q]
+    # ~0.8 (the Zipf tail of 400 documents misses rare terms); a vocabulary that followed the seed gave ~0.2
+    assert sum(t in indexed for t in asked) / len(asked) > 0.6
+
+
 @pytest.mark.slow
 def test_fast_indexer_postings_equal_stock_on_a_realistic_sample(tmp_path):
     """IndexCompare: the extension's index of fitted synthetic vectors has stock Anserini's postings, norms and

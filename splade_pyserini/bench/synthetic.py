@@ -134,7 +134,7 @@ def synthetic_vectors(out_dir: str | os.PathLike, docs: int, terms: int = 150, m
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    vocab = synthetic_vocab(vocab_size, seed)
+    vocab = synthetic_vocab(vocab_size)  # one vocabulary for every seed: synthetic_queries draws from it too
     quoted = [json.dumps(t) + ": " for t in vocab]
     cdf = _zipf_cdf(len(vocab), 1.0)
     shards = max(1, min(shards, docs)) if docs else 1
