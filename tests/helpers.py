@@ -72,3 +72,12 @@ def starts_a_process(argv) -> bool:
         return not (len(argv) == 2 and argv[1] in ("-version", "--version"))
     return (name.startswith("python") or argv[0] == sys.executable or Path(argv[0]).parent == BIN
             or name in ("splade-pyserini", "torchrun", "jupyter"))
+
+
+def as_ranking(lines: list[list[str]]) -> tuple[list, dict]:
+    """A TREC run's lines as a ranking: (qid, rank, score) in file order, and the documents of each (qid, score).
+    Runs written by this package list tied documents in trec_eval's order (runs.ranked), Pyserini's in the engine's."""
+    groups: dict = {}
+    for qid, _, docid, _, score in lines:
+        groups.setdefault((qid, score), set()).add(docid)
+    return [(qid, rank, score) for qid, _, _, rank, score in lines], groups

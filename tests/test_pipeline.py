@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import write_tsv_topics
-from helpers import run_cli, run_python
+from helpers import as_ranking, run_cli, run_python
 from splade_pyserini.encoder import quantize
 from splade_pyserini.runs import read_qrels, read_run
 from splade_pyserini.vectors import read_encoding_meta
@@ -82,15 +82,6 @@ def cli_run(cranfield_pipeline, cranfield, tmp_path_factory) -> dict:
     run_cli("search", "--index", cranfield_pipeline["index"], "--encoder", "splade-tiny", "--topics", topics,
             "--output", work / "ours.txt", "--hits", "100", env={"JAVA_HOME": None}, entry_point=True, check=True)
     return {"topics": topics, "run": [line.split()[:5] for line in open(work / "ours.txt")]}
-
-
-def as_ranking(lines: list[list[str]]) -> tuple[list, dict]:
-    """A TREC run's lines as a ranking: (qid, rank, score) in file order, and the documents of each (qid, score).
-    Runs written by this package list tied documents in trec_eval's order (runs.ranked), Pyserini's in the engine's."""
-    groups: dict = {}
-    for qid, _, docid, _, score in lines:
-        groups.setdefault((qid, score), set()).add(docid)
-    return [(qid, rank, score) for qid, _, _, rank, score in lines], groups
 
 
 def test_pyserini_plugin_run_equals_our_run(cranfield_pipeline, cli_run, tmp_path):

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("sentence_transformers", reason="sentence-transformers is a test dependency (pip install .[test])")
 
-from helpers import run_cli  # noqa: E402
+from helpers import as_ranking, run_cli  # noqa: E402
 from test_train_trainer import CRANFIELD, _config, data_files  # noqa: E402,F401  (the tiny training fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,7 +198,7 @@ def test_st_folder_as_encoder_for_encode_index_search_and_the_pyserini_plugin(st
         proc = run_cli(*args, module=module, timeout=300, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
     run = [line.split()[:5] for line in open(ours)]
-    assert run == [line.split()[:5] for line in open(plugin)]
+    assert as_ranking(run) == as_ranking([line.split()[:5] for line in open(plugin)])
 
     st = SparseEncoder(str(folder), device="cpu")
     docs = list(read_corpus(corpus))
