@@ -74,6 +74,11 @@ final class ExactImpactSearch {
   private final TopHits top;
   private final double[] acc = new double[WINDOW];
   private final DocAndFloatFeatureBuffer buffer = new DocAndFloatFeatureBuffer();
+  /** The compact postings (null: Lucene's postings only) and their search. */
+  private final CompactImpacts compact;
+  private final CompactImpactSearch compactSearch = new CompactImpactSearch();
+  private CompactImpacts.Postings[] compactTerms = new CompactImpacts.Postings[64];
+  private int[] compactBoosts = new int[64];
 
   // per query term of the current segment
   private ImpactsEnum[] postings = new ImpactsEnum[64];
@@ -87,10 +92,11 @@ final class ExactImpactSearch {
   /** cumulative[j]: the window bounds of byWindowBound[0 .. j] added up. */
   private double[] cumulative = new double[64];
 
-  ExactImpactSearch(IndexSearcher searcher, String field, MaxImpacts maxImpacts) {
+  ExactImpactSearch(IndexSearcher searcher, String field, MaxImpacts maxImpacts, CompactImpacts compact) {
     this.reader = searcher.getIndexReader();
     this.field = field;
     this.maxImpacts = maxImpacts;
+    this.compact = compact;
     this.top = new TopHits(reader, searcher);
   }
 
@@ -115,9 +121,11 @@ final class ExactImpactSearch {
     ensureTerms(n);
     BytesRef[] termBytes = new BytesRef[n];
     float[] queryBoosts = new float[n];
+    int[] intBoosts = new int[n];
     int q = 0;
     for (Map.Entry<String, Integer> e : query.entrySet()) {
       termBytes[q] = new BytesRef(e.getKey());
+      intBoosts[q] = e.getValue();
       queryBoosts[q] = e.getValue().floatValue(); // BoostQuery's boost, the SimScorer's factor
       q++;
     }
@@ -130,6 +138,9 @@ final class ExactImpactSearch {
         continue;
       }
       TermsEnum termsEnum = terms.iterator();
+      if (compact != null && searchCompact(leaf, leafOrd, termsEnum, termBytes, intBoosts, n)) {
+        continue;
+      }
       int m = 0;
       double total = 0;
       for (int t = 0; t < n; t++) {
@@ -151,6 +162,34 @@ final class ExactImpactSearch {
       Arrays.fill(postings, 0, m, null);
     }
     return top.result(ids);
+  }
+
+  /**
+   * Searches segment {@code leaf} on the compact postings ({@link CompactImpactSearch}); false (nothing done) when
+   * a term of the query in it is not copied or the int sums would not be exact.
+   */
+  private boolean searchCompact(LeafReaderContext leaf, int leafOrd, TermsEnum termsEnum, BytesRef[] termBytes,
+                                int[] intBoosts, int n) throws IOException {
+    if (compactTerms.length < n) {
+      compactTerms = new CompactImpacts.Postings[Math.max(n, 2 * compactTerms.length)];
+      compactBoosts = new int[compactTerms.length];
+    }
+    int m = 0;
+    for (int t = 0; t < n; t++) {
+      if (termsEnum.seekExact(termBytes[t])) {
+        CompactImpacts.Postings p = compact.get(leafOrd, termBytes[t], termsEnum);
+        if (p == null) {
+          Arrays.fill(compactTerms, 0, m, null);
+          return false;
+        }
+        compactTerms[m] = p;
+        compactBoosts[m] = intBoosts[t];
+        m++;
+      }
+    }
+    boolean done = compactSearch.search(compactTerms, compactBoosts, m, leaf.docBase, leaf.reader().maxDoc(), top);
+    Arrays.fill(compactTerms, 0, m, null);
+    return done;
   }
 
   /** Sorts order[0, m) by bounds ascending (insertion sort: a query has tens of terms). */

@@ -112,6 +112,7 @@ public class SpladeBatchSearcher implements Closeable {
   /** Every segment has "id" as binary doc values, or no "id" field at all (else Lucene's sort fails: its path). */
   private final boolean idValuesSortable;
   private final MaxImpacts maxImpacts;
+  private final CompactImpacts compact;
   private final ThreadLocal<ExactImpactSearch> workspaces;
   private final int idCacheMaxBytes;
   private volatile IdCache idCache;
@@ -129,6 +130,15 @@ public class SpladeBatchSearcher implements Closeable {
 
   /** {@code idCacheMaxBytes}: the most bytes of ids that the id cache may hold (see {@link IdCache}). */
   public SpladeBatchSearcher(String indexDir, String field, int idCacheMaxBytes) throws IOException {
+    this(indexDir, field, idCacheMaxBytes, CompactImpacts.DEFAULT_MAX_BYTES);
+  }
+
+  /**
+   * {@code compactMaxBytes}: the most bytes that the compact copies of the postings may take ({@link
+   * CompactImpacts}; 0: search Lucene's postings only).
+   */
+  public SpladeBatchSearcher(String indexDir, String field, int idCacheMaxBytes, long compactMaxBytes)
+      throws IOException {
     Path path = Paths.get(indexDir);
     if (!Files.isDirectory(path) || !Files.isReadable(path)) {
       throw new IOException(indexDir + " does not exist or is not a readable directory");
@@ -147,7 +157,8 @@ public class SpladeBatchSearcher implements Closeable {
     }
     this.idValuesSortable = sortable;
     this.maxImpacts = new MaxImpacts(reader);
-    this.workspaces = ThreadLocal.withInitial(() -> new ExactImpactSearch(searcher, field, maxImpacts));
+    this.compact = compactMaxBytes > 0 ? new CompactImpacts(reader, compactMaxBytes) : null;
+    this.workspaces = ThreadLocal.withInitial(() -> new ExactImpactSearch(searcher, field, maxImpacts, compact));
   }
 
   /**
@@ -198,6 +209,11 @@ public class SpladeBatchSearcher implements Closeable {
   public int idCacheSize() throws IOException {
     IdCache cache = idCache();
     return cache == null ? 0 : cache.size();
+  }
+
+  /** Bytes taken by the compact copies of the postings so far ({@link CompactImpacts}). */
+  public long compactBytes() {
+    return compact == null ? 0 : compact.bytesUsed();
   }
 
   public int numDocs() {

@@ -23,16 +23,19 @@ import java.util.Set;
  * ascending (BytesRef order: unsigned bytes; a document without a value first, as SortField.Type.STRING_VAL's
  * comparator puts missing values), then Lucene docid ascending (the hit queue's last tie-break).
  *
- * <p>Documents are offered in docid order. A min-heap of the k best scores so far gives {@link #threshold()}, the
- * k-th largest score seen (negative infinity until k documents were offered): a document scoring below it cannot
- * be in the top k, and the searcher may skip any document whose score bound is below it. Documents scoring at
- * least the threshold are kept as candidates (those equal to it too: the id decides among equal scores); at the
- * end the candidates still at or above the final threshold are sorted by score (stable radix sort on the float
- * bits, so docid order stays among equal scores), and only the runs of equal scores that reach into the top k are
+ * <p>Documents are offered in docid order. {@link #threshold()} is the k-th largest score among those offered up
+ * to the last selection (negative infinity before k offers), never above the k-th largest offered so far: a
+ * document scoring below it cannot be in the top k, and the searcher may skip any document whose score bound is
+ * below it. Documents scoring at least the threshold are kept as candidates (those equal to it too: the id decides
+ * among equal scores); the threshold is raised by a selection (quickselect) over the candidates whenever their
+ * number doubles (or grows by max(k, 32)), dropping those below it: a constant cost per offer, where a heap costs
+ * log k. At the end the candidates still at or above the final threshold are sorted by score (stable radix sort on
+ * the float bits, so docid order stays among equal scores), and only the runs of equal scores that reach into the top k are
  * sorted by id. Scores are non-negative.
  *
- * <p>Memory (per search thread, reused from query to query): the heap (4 bytes x k), the candidates (8 bytes each,
- * compacted whenever their number doubles past max(2k, 4096)) and, at the end, 16 bytes per candidate for the sort.
+ * <p>Memory (per search thread, reused from query to query): the candidates (8 bytes each, 4 more for the
+ * selection; at most about twice max(k, 32) plus the ties at the threshold) and, at the end, 16 bytes per
+ * candidate for the sort.
  */
 final class TopHits {
   private static final Set<String> ID_ONLY = Set.of("id");
@@ -42,10 +45,9 @@ final class TopHits {
   private final IndexSearcher searcher;
 
   private int k;
-  /** Min-heap of the k best scores so far (heap[0] the smallest of them). */
-  private float[] heap = new float[16];
-  private int heapSize;
   private float threshold;
+  /** Scratch of the threshold's selection. */
+  private float[] selectBuffer = new float[1024];
 
   /** Candidates, in docid order. */
   private float[] candScores = new float[1024];
@@ -72,13 +74,9 @@ final class TopHits {
   /** Starts a query of {@code k} hits. */
   void reset(int k) {
     this.k = k;
-    heapSize = 0;
     size = 0;
     threshold = Float.NEGATIVE_INFINITY;
-    compactAt = (int) Math.min(Math.max(2L * k, 4096L), Integer.MAX_VALUE - 1024);
-    if (heap.length < k) {
-      heap = new float[(int) Math.min(Math.max(2L * heap.length, k), Integer.MAX_VALUE - 8)];
-    }
+    compactAt = (int) Math.min(Math.max(k, 32L), Integer.MAX_VALUE - 1024);
   }
 
   /** The k-th largest score offered so far (negative infinity before k offers): nothing below it can enter. */
@@ -99,56 +97,61 @@ final class TopHits {
     candScores[size] = score;
     candDocs[size] = doc;
     size++;
-    if (heapSize < k) {
-      heapUp(score);
-      if (heapSize == k) {
-        threshold = heap[0];
-      }
-    } else if (score > heap[0]) {
-      heapReplaceTop(score);
-      threshold = heap[0];
-    }
     if (size >= compactAt) {
+      raiseThreshold();
+    }
+  }
+
+  /**
+   * Sets the threshold to the k-th largest score of the candidates (every score offered at or above the old
+   * threshold is among them) and keeps those at or above it; the next time comes after as many offers again as
+   * are kept (at least max(k, 32)), so the work per offer stays constant, ties or not.
+   */
+  private void raiseThreshold() {
+    if (size >= k) {
+      if (selectBuffer.length < size) {
+        selectBuffer = new float[candScores.length];
+      }
+      System.arraycopy(candScores, 0, selectBuffer, 0, size);
+      threshold = kthLargest(selectBuffer, size, k);
       compact();
-      if (size > compactAt / 2) { // many ties at the threshold: compact less often
-        compactAt = (int) Math.min(2L * compactAt, Integer.MAX_VALUE - 1024);
-      }
     }
+    compactAt = (int) Math.min(size + Math.max(size, Math.max(k, 32L)), Integer.MAX_VALUE - 1024);
   }
 
-  private void heapUp(float score) {
-    int i = heapSize++;
-    float[] h = heap;
-    while (i > 0) {
-      int parent = (i - 1) >>> 1;
-      if (h[parent] <= score) {
-        break;
+  /** The k-th largest of a[0, n) (quickselect; reorders a). */
+  static float kthLargest(float[] a, int n, int k) {
+    int lo = 0;
+    int hi = n - 1;
+    int target = k - 1; // index in descending order
+    while (lo < hi) {
+      float pivot = a[(lo + hi) >>> 1];
+      int i = lo;
+      int j = hi;
+      while (i <= j) {
+        while (a[i] > pivot) {
+          i++;
+        }
+        while (a[j] < pivot) {
+          j--;
+        }
+        if (i <= j) {
+          float t = a[i];
+          a[i] = a[j];
+          a[j] = t;
+          i++;
+          j--;
+        }
       }
-      h[i] = h[parent];
-      i = parent;
+      if (target <= j) {
+        hi = j;
+      } else if (target >= i) {
+        lo = i;
+      } else {
+        return a[target];
+      }
     }
-    h[i] = score;
-  }
-
-  private void heapReplaceTop(float score) {
-    float[] h = heap;
-    int n = heapSize;
-    int i = 0;
-    while (true) {
-      int child = 2 * i + 1;
-      if (child >= n) {
-        break;
-      }
-      if (child + 1 < n && h[child + 1] < h[child]) {
-        child++;
-      }
-      if (h[child] >= score) {
-        break;
-      }
-      h[i] = h[child];
-      i = child;
-    }
-    h[i] = score;
+    return a[target];
   }
 
   /** Keeps the candidates that score at least the threshold, in their order. */
@@ -168,7 +171,7 @@ final class TopHits {
 
   /** The top k, ids read from {@code cache} (or from the doc values / stored fields when it is null). */
   ScoredDocs result(IdCache cache) throws IOException {
-    compact(); // every candidate now scores at least the final k-th score
+    raiseThreshold(); // every candidate now scores at least the final k-th score
     int n = size;
     if (perm.length < n) {
       perm = new int[candScores.length];

@@ -1,0 +1,179 @@
+/*
+ * splade-pyserini: Java extension for Anserini.
+ * Licensed under the Apache License, Version 2.0.
+ */
+
+package io.anserini.search;
+
+import java.util.Arrays;
+
+/**
+ * The exact top k of one query in one segment, on {@link CompactImpacts}' postings (one search thread's workspace,
+ * reused): MaxScore window by window with exact per-window bounds, integer accumulators.
+ *
+ * <p>Scores. A term's score in a document is ImpactSimilarity's float product {@code freq * boost}; Lucene adds the
+ * clause scores in a double and casts the sum to float. When every product is at most 2^24 (exact in a float) and
+ * the segment's bounds add up below 2^31, every product and every partial sum is an exact int, so the int sum cast
+ * to float is Lucene's score; otherwise {@link #search} declines (returns false) and the caller uses Lucene's
+ * postings. A document is compared with the threshold through {@link #intLimit}: the smallest int whose float is at
+ * least the threshold (float rounding is monotone).
+ *
+ * <p>Per window of {@link CompactImpacts#WINDOW} docids: each term's bound is its largest impact in the window times
+ * its boost. A window whose bounds add up below the threshold is skipped. Otherwise the terms are ordered by bound;
+ * the longest prefix whose bounds add up below the threshold is non-essential (a document holding only those cannot
+ * enter the top k). The essential terms' slices are added into the window's int accumulators (a scatter-add loop);
+ * a vectorisable maximum over the accumulators skips the window when no document can reach the threshold with the
+ * non-essential bounds; else the documents that can are listed (in docid order), the non-essential terms, largest
+ * bound first, are added to the listed documents only (by binary search in the term's slice when the list is short
+ * against the slice, else a conditional add over the slice), dropping after each term the documents that the
+ * remaining bounds cannot lift to the threshold; the survivors are offered to the top k in docid order.
+ *
+ * <p>Memory per search thread: the accumulators and the candidate list (4 bytes x WINDOW each) and a few arrays per
+ * query term.
+ */
+final class CompactImpactSearch {
+  /** Products of an impact and a boost above this are not exact floats. */
+  static final long EXACT_PRODUCT_LIMIT = 1L << 24;
+
+  /** Accumulators per step of {@link #offerAll} (a step without a document at the threshold is skipped). */
+  static final int CHUNK = 64;
+
+  private final int[] acc = new int[CompactImpacts.WINDOW];
+
+  private CompactImpacts.Postings[] postings = new CompactImpacts.Postings[64];
+  private int[] boosts = new int[64];
+
+  private float limitFor = Float.NaN;
+  private int limit;
+
+  private void ensureTerms(int n) {
+    if (postings.length < n) {
+      int size = Math.max(n, 2 * postings.length);
+      postings = new CompactImpacts.Postings[size];
+      boosts = new int[size];
+    }
+  }
+
+  /**
+   * The smallest int whose float is at least {@code threshold} (1 before the top k is full: every matched document
+   * scores at least 1).
+   */
+  static int intLimit(float threshold) {
+    if (!(threshold > 1f)) {
+      return 1;
+    }
+    if (threshold >= 0x1p31f) {
+      return Integer.MAX_VALUE;
+    }
+    int x = (int) threshold; // scores are integer-valued floats, and so is the threshold
+    while (x > 1 && (float) (x - 1) >= threshold) {
+      x--;
+    }
+    return x;
+  }
+
+  private int limit(TopHits top) {
+    float threshold = top.threshold();
+    if (threshold != limitFor) {
+      limitFor = threshold;
+      limit = intLimit(threshold);
+    }
+    return limit;
+  }
+
+  /**
+   * Searches one segment ({@code m} terms: their postings and integer boosts) into {@code top}; false (nothing
+   * done) when the int sums would not be exact.
+   */
+  boolean search(CompactImpacts.Postings[] terms, int[] termBoosts, int m, int docBase, int maxDoc, TopHits top) {
+    ensureTerms(m);
+    long total = 0;
+    for (int t = 0; t < m; t++) {
+      long product = (long) terms[t].max * termBoosts[t];
+      if (product > EXACT_PRODUCT_LIMIT) {
+        return false;
+      }
+      total += product;
+    }
+    if (total >= Integer.MAX_VALUE) {
+      return false;
+    }
+    System.arraycopy(terms, 0, postings, 0, m);
+    System.arraycopy(termBoosts, 0, boosts, 0, m);
+    limitFor = Float.NaN;
+    int windows = (int) (((long) maxDoc + CompactImpacts.WINDOW - 1) >>> CompactImpacts.SHIFT);
+    for (int w = 0; w < windows; w++) {
+      searchWindow(w, m, docBase + (w << CompactImpacts.SHIFT), top);
+    }
+    Arrays.fill(postings, 0, m, null);
+    return true;
+  }
+
+  private void searchWindow(int w, int m, int base, TopHits top) {
+    long bound = 0;
+    for (int t = 0; t < m; t++) {
+      bound += postings[t].windowMax[w] * boosts[t];
+    }
+    if (bound < limit(top)) {
+      return; // no document of the window can reach the threshold
+    }
+    int[] acc = this.acc;
+    int length = 0;
+    for (int t = 0; t < m; t++) {
+      CompactImpacts.Postings p = postings[t];
+      int from = p.starts[w];
+      int to = p.starts[w + 1];
+      if (to > from) {
+        scatter(p, from, to, boosts[t], acc);
+        length = Math.max(length, p.docs[to - 1] + 1);
+      }
+    }
+    offerAll(length, base, top);
+  }
+
+  /** Adds a slice's scores to every document's accumulator. */
+  private static void scatter(CompactImpacts.Postings p, int from, int to, int boost, int[] acc) {
+    char[] docs = p.docs;
+    byte[] narrow = p.impacts8;
+    if (narrow != null) {
+      for (int i = from; i < to; i++) {
+        acc[docs[i]] += (narrow[i] & 0xFF) * boost;
+      }
+    } else {
+      char[] wide = p.impacts16;
+      for (int i = from; i < to; i++) {
+        acc[docs[i]] += wide[i] * boost;
+      }
+    }
+  }
+
+  /**
+   * Offers the documents of acc[0, length) that reach the threshold, in docid order, and zeroes acc: chunk by
+   * chunk, a chunk whose largest sum is below the threshold is only zeroed.
+   */
+  private void offerAll(int length, int base, TopHits top) {
+    int[] acc = this.acc;
+    int limit = limit(top);
+    for (int chunk = 0; chunk < length; chunk += CHUNK) {
+      int end = chunk + CHUNK; // within the window (a multiple of CHUNK); accumulators past length are 0
+      if (max(acc, chunk, end) >= limit) {
+        for (int slot = chunk; slot < end; slot++) {
+          int score = acc[slot];
+          if (score >= limit) {
+            top.offer(base + slot, (float) score);
+            limit = limit(top);
+          }
+        }
+      }
+      Arrays.fill(acc, chunk, end, 0);
+    }
+  }
+
+  private static int max(int[] acc, int from, int to) {
+    int max = 0;
+    for (int i = from; i < to; i++) {
+      max = Math.max(max, acc[i]);
+    }
+    return max;
+  }
+}

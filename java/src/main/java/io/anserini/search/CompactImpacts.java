@@ -1,0 +1,204 @@
+/*
+ * splade-pyserini: Java extension for Anserini.
+ * Licensed under the Apache License, Version 2.0.
+ */
+
+package io.anserini.search;
+
+import org.apache.logging.log4j.LogManager;
+import org.apache.logging.log4j.Logger;
+import org.apache.lucene.index.IndexReader;
+import org.apache.lucene.index.PostingsEnum;
+import org.apache.lucene.index.TermsEnum;
+import org.apache.lucene.search.DocAndFloatFeatureBuffer;
+import org.apache.lucene.search.DocIdSetIterator;
+import org.apache.lucene.util.Bits;
+import org.apache.lucene.util.BytesRef;
+
+import java.io.IOException;
+import java.util.Arrays;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * The impact postings of the searched terms, copied out of Lucene into compact arrays that the exact search reads
+ * window by window ({@link CompactImpactSearch}).
+ *
+ * <p>Per term and segment: the live documents' postings in docid order, split into windows of {@link #WINDOW}
+ * docids; a posting is its docid relative to its window (a {@code char}, 2 bytes) and its impact (a {@code byte}
+ * when the term's largest impact is at most 255, else a {@code char}): 3 bytes a posting (4 for terms with larger
+ * impacts). A window's postings of a term are one contiguous slice ({@code starts[w] .. starts[w + 1]}), and each
+ * window has the term's largest impact in it (an exact per-window bound). Deleted documents are left out (a reader
+ * never changes its deletions). A term whose impacts exceed 65,535 is not copied (its queries take Lucene's
+ * postings).
+ *
+ * <p>Built per term the first time a query uses it in a segment (read through Lucene once, in bulk; kept for the
+ * searcher's life), within a memory budget: a term that would take the copies past it is not copied, and queries
+ * using it search that segment through Lucene's postings instead (logged once). Memory: 3 or 4 bytes a posting plus
+ * 6 bytes a window per term (4 + 2), plus a map entry (about 100 bytes) per term and segment.
+ */
+final class CompactImpacts {
+  private static final Logger LOG = LogManager.getLogger(CompactImpacts.class);
+
+  /** log2 of the docids per window (at most 16: window-relative docids are chars). */
+  static final int SHIFT = Math.min(16, Math.max(6, Integer.getInteger("splade.search.compactShift", 15)));
+  static final int WINDOW = 1 << SHIFT;
+  /** The default budget: half the JVM's largest heap. */
+  static final long DEFAULT_MAX_BYTES = Long.getLong("splade.search.compactMaxBytes", Runtime.getRuntime().maxMemory() / 2);
+
+  /** One term's postings in one segment. */
+  static final class Postings {
+    /** Window w's postings are [starts[w], starts[w + 1]). */
+    final int[] starts;
+    /** Docid minus its window's first docid. */
+    final char[] docs;
+    /** Impacts, when the largest is at most 255 (else null). */
+    final byte[] impacts8;
+    /** Impacts, when the largest exceeds 255 (else null). */
+    final char[] impacts16;
+    /** The largest impact in each window (0 in a window without postings). */
+    final char[] windowMax;
+    /** The largest impact in the segment. */
+    final int max;
+
+    Postings(int[] starts, char[] docs, byte[] impacts8, char[] impacts16, char[] windowMax, int max) {
+      this.starts = starts;
+      this.docs = docs;
+      this.impacts8 = impacts8;
+      this.impacts16 = impacts16;
+      this.windowMax = windowMax;
+      this.max = max;
+    }
+
+    int impact(int i) {
+      return impacts8 != null ? impacts8[i] & 0xFF : impacts16[i];
+    }
+
+    long bytes() {
+      return bytes(docs.length, starts.length - 1, impacts8 == null);
+    }
+
+    static long bytes(long postings, int windows, boolean wide) {
+      return postings * (wide ? 4 : 3) + 6L * windows + 64;
+    }
+  }
+
+  /** A term left to Lucene's postings (its impacts too large, or over the budget). */
+  private static final Postings NONE = new Postings(new int[1], new char[0], new byte[0], null, new char[0], 0);
+
+  private final ConcurrentHashMap<BytesRef, Postings>[] perLeaf;
+  private final int[] maxDocs;
+  private final Bits[] liveDocs;
+  private final long maxBytes;
+  private final AtomicLong used = new AtomicLong();
+  private final AtomicBoolean overBudgetLogged = new AtomicBoolean();
+
+  @SuppressWarnings("unchecked")
+  CompactImpacts(IndexReader reader, long maxBytes) {
+    int leaves = reader.leaves().size();
+    perLeaf = new ConcurrentHashMap[leaves];
+    maxDocs = new int[leaves];
+    liveDocs = new Bits[leaves];
+    for (int i = 0; i < leaves; i++) {
+      perLeaf[i] = new ConcurrentHashMap<>();
+      maxDocs[i] = reader.leaves().get(i).reader().maxDoc();
+      liveDocs[i] = reader.leaves().get(i).reader().getLiveDocs();
+    }
+    this.maxBytes = maxBytes;
+  }
+
+  /** Bytes held by the copies so far. */
+  long bytesUsed() {
+    return used.get();
+  }
+
+  /**
+   * The compact postings of the term on which {@code terms} is positioned in segment {@code leaf} (copied on first
+   * use), or null when the term is left to Lucene's postings.
+   */
+  Postings get(int leaf, BytesRef term, TermsEnum terms) throws IOException {
+    Postings known = perLeaf[leaf].get(term);
+    if (known == null) {
+      known = perLeaf[leaf].computeIfAbsent(BytesRef.deepCopyOf(term), t -> {
+        try {
+          return build(leaf, t, terms);
+        } catch (IOException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      });
+    }
+    return known == NONE ? null : known;
+  }
+
+  private Postings build(int leaf, BytesRef term, TermsEnum terms) throws IOException {
+    int maxDoc = maxDocs[leaf];
+    int windows = (int) (((long) maxDoc + WINDOW - 1) >>> SHIFT);
+    int docFreq = terms.docFreq();
+    long reserve = Postings.bytes(docFreq, windows, true); // the most it can take, corrected below
+    if (used.addAndGet(reserve) > maxBytes) {
+      used.addAndGet(-reserve);
+      if (overBudgetLogged.compareAndSet(false, true)) {
+        LOG.warn("The compact impact postings reached their memory budget ({} bytes; system property"
+            + " splade.search.compactMaxBytes or SpladeBatchSearcher's argument): queries using term \"{}\" and"
+            + " other terms not yet copied search those segments through Lucene's postings (slower, same results)",
+            maxBytes, term.utf8ToString());
+      }
+      return NONE;
+    }
+    Bits live = liveDocs[leaf];
+    int[] starts = new int[windows + 1];
+    char[] docs = new char[docFreq];
+    int[] impacts = new int[docFreq];
+    char[] windowMax = new char[windows];
+    int max = 0;
+    int n = 0;
+    PostingsEnum postings = terms.postings(null, PostingsEnum.FREQS);
+    DocAndFloatFeatureBuffer buffer = new DocAndFloatFeatureBuffer();
+    postings.nextDoc();
+    while (postings.docID() != DocIdSetIterator.NO_MORE_DOCS) {
+      postings.nextPostings(DocIdSetIterator.NO_MORE_DOCS, buffer);
+      if (live != null) {
+        buffer.apply(live);
+      }
+      for (int j = 0, count = buffer.size; j < count; j++) {
+        int doc = buffer.docs[j];
+        int impact = (int) buffer.features[j];
+        int w = doc >>> SHIFT;
+        starts[w + 1]++;
+        docs[n] = (char) (doc & (WINDOW - 1));
+        impacts[n] = impact;
+        windowMax[w] = (char) Math.min(65535, Math.max(windowMax[w], impact));
+        max = Math.max(max, impact);
+        n++;
+      }
+    }
+    for (int w = 0; w < windows; w++) {
+      starts[w + 1] += starts[w];
+    }
+    boolean wide = max > 255;
+    long bytes = Postings.bytes(n, windows, wide);
+    used.addAndGet(bytes - reserve);
+    if (max > 65535) {
+      used.addAndGet(-bytes);
+      return NONE;
+    }
+    if (n < docFreq) {
+      docs = Arrays.copyOf(docs, n);
+    }
+    byte[] impacts8 = null;
+    char[] impacts16 = null;
+    if (wide) {
+      impacts16 = new char[n];
+      for (int i = 0; i < n; i++) {
+        impacts16[i] = (char) impacts[i];
+      }
+    } else {
+      impacts8 = new byte[n];
+      for (int i = 0; i < n; i++) {
+        impacts8[i] = (byte) impacts[i];
+      }
+    }
+    return new Postings(starts, docs, impacts8, impacts16, windowMax, max);
+  }
+}
