@@ -18,7 +18,7 @@ import java.util.Arrays;
  * postings. A document is compared with the threshold through {@link #intLimit}: the smallest int whose float is at
  * least the threshold (float rounding is monotone).
  *
- * <p>Per window of {@link CompactImpacts#WINDOW} docids: each term's bound is its largest impact in the window times
+ * <p>Per window of {@link CompactImpacts#window} docids: each term's bound is its largest impact in the window times
  * its boost. A window whose bounds add up below the threshold is skipped. Otherwise the terms are ordered by bound;
  * the longest prefix whose bounds add up below the threshold is non-essential (a document holding only those cannot
  * enter the top k). The essential terms' slices are added into the window's int accumulators (a scatter-add loop);
@@ -28,7 +28,7 @@ import java.util.Arrays;
  * against the slice, else a conditional add over the slice), dropping after each term the documents that the
  * remaining bounds cannot lift to the threshold; the survivors are offered to the top k in docid order.
  *
- * <p>Memory per search thread: the accumulators and the candidate list (4 bytes x WINDOW each) and a few arrays per
+ * <p>Memory per search thread: the accumulators and the candidate list (4 bytes a docid of the window) and a few arrays per
  * query term.
  */
 final class CompactImpactSearch {
@@ -38,7 +38,7 @@ final class CompactImpactSearch {
   /** Accumulators per step of {@link #offerAll} (a step without a document at the threshold is skipped). */
   static final int CHUNK = 64;
 
-  private final int[] acc = new int[CompactImpacts.WINDOW];
+  private int[] acc = new int[0];
 
   private CompactImpacts.Postings[] postings = new CompactImpacts.Postings[64];
   private int[] boosts = new int[64];
@@ -85,7 +85,8 @@ final class CompactImpactSearch {
    * Searches one segment ({@code m} terms: their postings and integer boosts) into {@code top}; false (nothing
    * done) when the int sums would not be exact.
    */
-  boolean search(CompactImpacts.Postings[] terms, int[] termBoosts, int m, int docBase, int maxDoc, TopHits top) {
+  boolean search(CompactImpacts.Postings[] terms, int[] termBoosts, int m, int shift, int docBase, int maxDoc,
+                 TopHits top) {
     ensureTerms(m);
     long total = 0;
     for (int t = 0; t < m; t++) {
@@ -101,9 +102,12 @@ final class CompactImpactSearch {
     System.arraycopy(terms, 0, postings, 0, m);
     System.arraycopy(termBoosts, 0, boosts, 0, m);
     limitFor = Float.NaN;
-    int windows = (int) (((long) maxDoc + CompactImpacts.WINDOW - 1) >>> CompactImpacts.SHIFT);
+    if (acc.length != 1 << shift) {
+      acc = new int[1 << shift];
+    }
+    int windows = (int) (((long) maxDoc + acc.length - 1) >>> shift);
     for (int w = 0; w < windows; w++) {
-      searchWindow(w, m, docBase + (w << CompactImpacts.SHIFT), top);
+      searchWindow(w, m, docBase + (w << shift), top);
     }
     Arrays.fill(postings, 0, m, null);
     return true;
@@ -156,7 +160,7 @@ final class CompactImpactSearch {
     int limit = limit(top);
     for (int chunk = 0; chunk < length; chunk += CHUNK) {
       int end = chunk + CHUNK; // within the window (a multiple of CHUNK); accumulators past length are 0
-      if (max(acc, chunk, end) >= limit) {
+      if (reaches(acc, chunk, end, limit)) {
         for (int slot = chunk; slot < end; slot++) {
           int score = acc[slot];
           if (score >= limit) {
@@ -169,11 +173,16 @@ final class CompactImpactSearch {
     }
   }
 
-  private static int max(int[] acc, int from, int to) {
-    int max = 0;
+  /**
+   * Whether some accumulator of [from, to) reaches {@code limit} (at least 1): an OR of {@code limit - 1 - acc},
+   * negative exactly when one does (sums and limit are non-negative ints), a loop the JIT vectorises.
+   */
+  private static boolean reaches(int[] acc, int from, int to, int limit) {
+    int below = limit - 1;
+    int any = 0;
     for (int i = from; i < to; i++) {
-      max = Math.max(max, acc[i]);
+      any |= below - acc[i];
     }
-    return max;
+    return any < 0;
   }
 }

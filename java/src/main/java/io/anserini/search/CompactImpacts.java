@@ -25,10 +25,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * The impact postings of the searched terms, copied out of Lucene into compact arrays that the exact search reads
  * window by window ({@link CompactImpactSearch}).
  *
- * <p>Per term and segment: the live documents' postings in docid order, split into windows of {@link #WINDOW}
- * docids; a posting is its docid relative to its window (a {@code char}, 2 bytes) and its impact (a {@code byte}
- * when the term's largest impact is at most 255, else a {@code char}): 3 bytes a posting (4 for terms with larger
- * impacts). A window's postings of a term are one contiguous slice ({@code starts[w] .. starts[w + 1]}), and each
+ * <p>Per term and segment: the live documents' postings in docid order, split into windows of {@link #window}
+ * docids (2^15 by default); a posting is its docid relative to its window (a {@code char}, 2 bytes) and its
+ * impact (a {@code byte} when the term's largest impact is at most 255, else a {@code char}): 3 bytes a posting (4
+ * for terms with larger impacts). A window's postings of a term are one contiguous slice ({@code starts[w] .. starts[w + 1]}), and each
  * window has the term's largest impact in it (an exact per-window bound). Deleted documents are left out (a reader
  * never changes its deletions). A term whose impacts exceed 65,535 is not copied (its queries take Lucene's
  * postings).
@@ -41,9 +41,8 @@ import java.util.concurrent.atomic.AtomicLong;
 final class CompactImpacts {
   private static final Logger LOG = LogManager.getLogger(CompactImpacts.class);
 
-  /** log2 of the docids per window (at most 16: window-relative docids are chars). */
-  static final int SHIFT = Math.min(16, Math.max(6, Integer.getInteger("splade.search.compactShift", 15)));
-  static final int WINDOW = 1 << SHIFT;
+  /** log2 of the docids per window by default (6 to 16: window-relative docids are chars; a multiple of 64). */
+  static final int DEFAULT_SHIFT = Integer.getInteger("splade.search.compactShift", 15);
   /** The default budget: half the JVM's largest heap. */
   static final long DEFAULT_MAX_BYTES = Long.getLong("splade.search.compactMaxBytes", Runtime.getRuntime().maxMemory() / 2);
 
@@ -87,6 +86,9 @@ final class CompactImpacts {
   /** A term left to Lucene's postings (its impacts too large, or over the budget). */
   private static final Postings NONE = new Postings(new int[1], new char[0], new byte[0], null, new char[0], 0);
 
+  /** log2 of the docids per window, and the window. */
+  final int shift;
+  final int window;
   private final ConcurrentHashMap<BytesRef, Postings>[] perLeaf;
   private final int[] maxDocs;
   private final Bits[] liveDocs;
@@ -95,7 +97,13 @@ final class CompactImpacts {
   private final AtomicBoolean overBudgetLogged = new AtomicBoolean();
 
   @SuppressWarnings("unchecked")
-  CompactImpacts(IndexReader reader, long maxBytes) {
+  CompactImpacts(IndexReader reader, long maxBytes, int shift) {
+    if (shift < 6 || shift > 16) {
+      throw new IllegalArgumentException("the compact postings' windows must have 2^6 to 2^16 docids, got 2^" + shift
+          + " (system property splade.search.compactShift)");
+    }
+    this.shift = shift;
+    this.window = 1 << shift;
     int leaves = reader.leaves().size();
     perLeaf = new ConcurrentHashMap[leaves];
     maxDocs = new int[leaves];
@@ -133,7 +141,7 @@ final class CompactImpacts {
 
   private Postings build(int leaf, BytesRef term, TermsEnum terms) throws IOException {
     int maxDoc = maxDocs[leaf];
-    int windows = (int) (((long) maxDoc + WINDOW - 1) >>> SHIFT);
+    int windows = (int) (((long) maxDoc + window - 1) >>> shift);
     int docFreq = terms.docFreq();
     long reserve = Postings.bytes(docFreq, windows, true); // the most it can take, corrected below
     if (used.addAndGet(reserve) > maxBytes) {
@@ -164,9 +172,9 @@ final class CompactImpacts {
       for (int j = 0, count = buffer.size; j < count; j++) {
         int doc = buffer.docs[j];
         int impact = (int) buffer.features[j];
-        int w = doc >>> SHIFT;
+        int w = doc >>> shift;
         starts[w + 1]++;
-        docs[n] = (char) (doc & (WINDOW - 1));
+        docs[n] = (char) (doc & (window - 1));
         impacts[n] = impact;
         windowMax[w] = (char) Math.min(65535, Math.max(windowMax[w], impact));
         max = Math.max(max, impact);

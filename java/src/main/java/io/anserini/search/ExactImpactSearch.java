@@ -187,7 +187,8 @@ final class ExactImpactSearch {
         m++;
       }
     }
-    boolean done = compactSearch.search(compactTerms, compactBoosts, m, leaf.docBase, leaf.reader().maxDoc(), top);
+    boolean done = compactSearch.search(compactTerms, compactBoosts, m, compact.shift, leaf.docBase,
+        leaf.reader().maxDoc(), top);
     Arrays.fill(compactTerms, 0, m, null);
     return done;
   }

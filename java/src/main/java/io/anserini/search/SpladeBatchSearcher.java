@@ -139,6 +139,12 @@ public class SpladeBatchSearcher implements Closeable {
    */
   public SpladeBatchSearcher(String indexDir, String field, int idCacheMaxBytes, long compactMaxBytes)
       throws IOException {
+    this(indexDir, field, idCacheMaxBytes, compactMaxBytes, CompactImpacts.DEFAULT_SHIFT);
+  }
+
+  /** As above, with windows of 2^{@code compactShift} docids in the compact postings (tests). */
+  SpladeBatchSearcher(String indexDir, String field, int idCacheMaxBytes, long compactMaxBytes, int compactShift)
+      throws IOException {
     Path path = Paths.get(indexDir);
     if (!Files.isDirectory(path) || !Files.isReadable(path)) {
       throw new IOException(indexDir + " does not exist or is not a readable directory");
@@ -157,7 +163,7 @@ public class SpladeBatchSearcher implements Closeable {
     }
     this.idValuesSortable = sortable;
     this.maxImpacts = new MaxImpacts(reader);
-    this.compact = compactMaxBytes > 0 ? new CompactImpacts(reader, compactMaxBytes) : null;
+    this.compact = compactMaxBytes > 0 ? new CompactImpacts(reader, compactMaxBytes, compactShift) : null;
     this.workspaces = ThreadLocal.withInitial(() -> new ExactImpactSearch(searcher, field, maxImpacts, compact));
   }
 

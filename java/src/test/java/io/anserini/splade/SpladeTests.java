@@ -661,6 +661,8 @@ public final class SpladeTests {
       }
     });
 
+    io.anserini.search.CompactSearchTests.tests(tmp).forEach((name, body) -> test(name, body::run));
+
     test("batch search validates its arrays", () -> {
       Path index = tmp.resolve("index");
       try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString())) {

@@ -1,0 +1,211 @@
+/*
+ * splade-pyserini: Java extension for Anserini.
+ * Licensed under the Apache License, Version 2.0.
+ */
+
+package io.anserini.search;
+
+import io.anserini.collection.SpladeVectorCollection;
+import io.anserini.index.IndexCollection;
+import io.anserini.index.generator.SpladeImpactGenerator;
+import io.anserini.search.similarity.ImpactSimilarity;
+import org.apache.lucene.analysis.core.WhitespaceAnalyzer;
+import org.apache.lucene.index.DirectoryReader;
+import org.apache.lucene.index.IndexWriter;
+import org.apache.lucene.index.IndexWriterConfig;
+import org.apache.lucene.index.NoMergePolicy;
+import org.apache.lucene.index.Term;
+import org.apache.lucene.store.FSDirectory;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+/**
+ * Tests of the compact impact postings and their search ({@link CompactImpacts}, {@link CompactImpactSearch}) and of
+ * {@link TopHits}' selection, run by SpladeTests' main (package-private classes, hence this package).
+ */
+public final class CompactSearchTests {
+  /** A test body. */
+  public interface Check {
+    void run() throws Exception;
+  }
+
+  private static final int DOCS = 2000;
+  /** Windows of 64 docids: the test index spans about 30 windows per segment. */
+  private static final int SHIFT = 6;
+
+  private CompactSearchTests() {
+  }
+
+  private static void check(boolean condition, String message) {
+    if (!condition) {
+      throw new AssertionError(message);
+    }
+  }
+
+  /**
+   * 2,000 documents in 3 segments, every 13th deleted: 30 terms of skewed frequencies and impacts 1-40 (ties), the
+   * term "lonely" only in docs 130-180 (one window of 64), "wide" with impacts up to 1,000 (chars, not bytes).
+   */
+  private static void writeIndex(Path index) throws Exception {
+    IndexWriterConfig config = new IndexWriterConfig(new WhitespaceAnalyzer());
+    config.setSimilarity(new ImpactSimilarity());
+    config.setMaxBufferedDocs(700);
+    config.setMergePolicy(NoMergePolicy.INSTANCE);
+    SpladeImpactGenerator generator = new SpladeImpactGenerator(new IndexCollection.Args());
+    Random random = new Random(17);
+    try (IndexWriter writer = new IndexWriter(FSDirectory.open(index), config)) {
+      for (int d = 0; d < DOCS; d++) {
+        Map<String, Integer> v = new LinkedHashMap<>();
+        int n = 1 + random.nextInt(8);
+        for (int i = 0; i < n; i++) {
+          v.put("t" + (int) Math.min(29, Math.abs(random.nextGaussian()) * 10), 1 + random.nextInt(40));
+        }
+        if (d >= 130 && d <= 180 && d % 3 == 0) {
+          v.put("lonely", 1 + random.nextInt(5));
+        }
+        if (d % 7 == 0) {
+          v.put("wide", 1 + random.nextInt(1000));
+        }
+        writer.addDocument(generator.createDocument(new SpladeVectorCollection.Document("d" + d,
+            v.keySet().toArray(new String[0]), v.values().stream().mapToInt(Integer::intValue).toArray(), null)));
+      }
+      for (int d = 0; d < DOCS; d += 13) {
+        writer.deleteDocuments(new Term("id", "d" + d));
+      }
+    }
+  }
+
+  private static List<Map<String, Integer>> queries() {
+    Random random = new Random(23);
+    List<Map<String, Integer>> queries = new ArrayList<>();
+    for (int q = 0; q < 20; q++) {
+      Map<String, Integer> query = new LinkedHashMap<>();
+      int n = 2 + random.nextInt(7);
+      for (int i = 0; i < n; i++) {
+        query.put("t" + random.nextInt(30), 1 + random.nextInt(50));
+      }
+      queries.add(query);
+    }
+    queries.add(Map.of("lonely", 3));
+    queries.add(Map.of("lonely", 2, "t25", 1));
+    queries.add(Map.of("wide", 7, "t0", 3, "t1", 2));
+    queries.add(Map.of("unknown", 4));
+    return queries;
+  }
+
+  /** The batch searcher's hits of {@code query} equal SimpleImpactSearcher's (docids, scores, order). */
+  private static void checkSame(SpladeBatchSearcher batch, SimpleImpactSearcher simple, Map<String, Integer> query,
+                                int k, String what) throws Exception {
+    ScoredDoc[] expected = simple.search(query, k);
+    ScoredDocs got = batch.searchOne(query, k);
+    check(expected.length == got.docids.length, what + ": " + got.docids.length + " hits, expected "
+        + expected.length);
+    for (int i = 0; i < expected.length; i++) {
+      check(expected[i].docid.equals(got.docids[i]) && expected[i].score == got.scores[i],
+          what + " rank " + (i + 1) + ": " + got.docids[i] + " " + got.scores[i] + ", expected " + expected[i].docid
+              + " " + expected[i].score);
+    }
+  }
+
+  /** The tests, by name, on an index written under {@code tmp}. */
+  public static Map<String, Check> tests(Path tmp) {
+    Path index = tmp.resolve("compact-index");
+    Map<String, Check> tests = new LinkedHashMap<>();
+    tests.put("compact search equals SimpleImpactSearcher across windows, with deletions, ties and wide impacts", () -> {
+      writeIndex(index);
+      int tiesAtK = 0;
+      try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString(), "contents",
+          IdCache.DEFAULT_MAX_BYTES, 1L << 30, SHIFT);
+           SpladeBatchSearcher lucene = new SpladeBatchSearcher(index.toString(), "contents",
+               IdCache.DEFAULT_MAX_BYTES, 0);
+           SimpleImpactSearcher simple = new SimpleImpactSearcher(index.toString())) {
+        try (DirectoryReader reader = DirectoryReader.open(FSDirectory.open(index))) {
+          check(reader.numDocs() < DOCS && reader.leaves().size() == 3, "3 segments with deletions");
+        }
+        List<Map<String, Integer>> queries = queries();
+        for (int k : new int[] {1, 7, 50, 1000}) {
+          for (int q = 0; q < queries.size(); q++) {
+            checkSame(batch, simple, queries.get(q), k, "compact q" + q + " k=" + k);
+            checkSame(lucene, simple, queries.get(q), k, "Lucene's postings q" + q + " k=" + k);
+          }
+        }
+        for (Map<String, Integer> query : queries) {
+          ScoredDoc[] all = simple.search(query, DOCS);
+          tiesAtK += all.length > 50 && Math.round(all[49].score) == Math.round(all[50].score) ? 1 : 0;
+        }
+        check(simple.search(queries.get(20), 1000).length > 5, "the one-window term matches");
+        check(batch.compactBytes() > 0 && lucene.compactBytes() == 0, "the compact postings are used: "
+            + batch.compactBytes());
+      }
+      check(tiesAtK >= 5, "queries whose 50th hit ties with the 51st: " + tiesAtK);
+    });
+
+    tests.put("compact postings over their memory budget leave the other terms to Lucene's postings", () -> {
+      long budget = 6_000; // a few terms' postings
+      try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString(), "contents",
+          IdCache.DEFAULT_MAX_BYTES, budget, SHIFT);
+           SimpleImpactSearcher simple = new SimpleImpactSearcher(index.toString())) {
+        List<Map<String, Integer>> queries = queries();
+        for (int k : new int[] {10, 1000}) {
+          for (int q = 0; q < queries.size(); q++) {
+            checkSame(batch, simple, queries.get(q), k, "budget q" + q + " k=" + k);
+          }
+        }
+        check(batch.compactBytes() > 0 && batch.compactBytes() <= budget, "within the budget: "
+            + batch.compactBytes());
+      }
+    });
+
+    tests.put("a product above 2^24 or an int overflow leaves the search to Lucene's postings", () -> {
+      // 16777215 x impacts up to 1,000 overflows an int and is no exact float: Lucene's float products decide
+      try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString(), "contents",
+          IdCache.DEFAULT_MAX_BYTES, 1L << 30, SHIFT)) {
+        for (Map<String, Integer> query : List.of(Map.of("wide", 16777215, "t0", 16777215),
+            Map.of("wide", 16777, "t1", 9), Map.of("t0", 16777215, "t2", 16777213, "t3", 5))) {
+          for (int k : new int[] {3, 100}) {
+            ScoredDocs expected = batch.searchWithLucene(query, k);
+            ScoredDocs got = batch.searchOne(query, k);
+            check(Arrays.equals(expected.docids, got.docids) && Arrays.equals(expected.scores, got.scores),
+                query + " k=" + k + ": " + Arrays.toString(got.scores) + ", expected "
+                    + Arrays.toString(expected.scores));
+          }
+        }
+      }
+    });
+
+    tests.put("the int limit of a float threshold is the smallest int whose float reaches it", () -> {
+      check(CompactImpactSearch.intLimit(Float.NEGATIVE_INFINITY) == 1, "no threshold");
+      for (long base : new long[] {0, 1L << 24, 1L << 25, (1L << 30) + 12345, Integer.MAX_VALUE - 600L}) {
+        for (long x = Math.max(1, base - 300); x <= base + 300 && x < Integer.MAX_VALUE; x++) {
+          float threshold = (float) x;
+          int limit = CompactImpactSearch.intLimit(threshold);
+          check((float) limit >= threshold && (limit == 1 || (float) (limit - 1) < threshold),
+              "threshold " + threshold + ": limit " + limit);
+        }
+      }
+    });
+
+    tests.put("the k-th largest score by selection equals a sort's", () -> {
+      Random random = new Random(3);
+      for (int round = 0; round < 300; round++) {
+        int n = 1 + random.nextInt(3000);
+        float[] a = new float[n];
+        int distinct = 1 + random.nextInt(round % 2 == 0 ? 5 : 100000);
+        for (int i = 0; i < n; i++) {
+          a[i] = random.nextInt(distinct);
+        }
+        float[] sorted = a.clone();
+        Arrays.sort(sorted);
+        int k = 1 + random.nextInt(n);
+        check(TopHits.kthLargest(a, n, k) == sorted[n - k], "n=" + n + " k=" + k);
+      }
+    });
+    return tests;
+  }
+}
