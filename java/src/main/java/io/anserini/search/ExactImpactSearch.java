@@ -25,8 +25,10 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The exact top k of one query (one search thread's workspace, reused from query to query): MaxScore, window by
- * window, with block-max bounds.
+ * The exact top k of one query (one search thread's workspace, reused from query to query). Each segment is
+ * searched on the compact in-memory copies of its postings ({@link CompactImpacts}, {@link CompactImpactSearch}:
+ * int accumulators per window of docids) when every query term has one and the int sums are exact; otherwise on
+ * Lucene's postings with MaxScore, window by window, with block-max bounds, as described below.
  *
  * <p>Scores are SimpleImpactSearcher's: a term's score in a document is ImpactSimilarity's {@code freq * boost} (a
  * float product, with the frequency as a float, as Lucene's TermScorer gets it), and Lucene's disjunctions add the
@@ -52,9 +54,9 @@ import java.util.Map;
  * to, as Lucene's score is (rounding is monotone, so a bound's float is at least the score's float).
  *
  * <p>Measured (2 cores, heavily loaded, CPU time of one thread, 200k synthetic documents fitted to splade-tiny,
- * 100 queries of 27 terms): k = 10 about 2x and k = 1000 about 4-5x SimpleImpactSearcher, but not faster than
- * the exhaustive term-at-a-time search it replaced on that data: real SPLADE impacts put most blocks' maxima near
- * the largest impact, so the bounds prune little. See the report of issue 17.
+ * 100 queries of 27 terms): this path alone was about 2x (k = 10) and 4-5x (k = 1000) SimpleImpactSearcher, not
+ * faster than an exhaustive term-at-a-time search: real SPLADE impacts put most blocks' maxima near the largest
+ * impact, so the bounds prune little. The compact path is much faster (see benchmarks/README.md).
  *
  * <p>Memory per search thread: the window's accumulators (8 bytes x WINDOW, 64 KiB), a few arrays per query
  * term, and {@link TopHits}'s; shared by all threads: {@link MaxImpacts} and the {@link IdCache}.

@@ -57,9 +57,11 @@ import java.util.concurrent.atomic.AtomicInteger;
  * SimpleImpactSearcher's results: there the query is built by Anserini's BagOfWordsQueryGenerator from the same
  * {@code Map<String, Float>} (a BooleanQuery of BoostQuery(TermQuery) on "contents"), scored with ImpactSimilarity,
  * sorted by score then by the "id" field, and passed through Anserini's ScoreTiesAdjusterReranker. Here the same
- * scores and order are computed directly from the postings by an exact, rank-safe MaxScore search with block-max
- * bounds ({@link ExactImpactSearch}, top k and ties in {@link TopHits}, ids from {@link IdCache}; Lucene's own path
- * is kept for the cases that this does not cover), then passed through the same reranker. Runs are thus identical to
+ * scores and order are computed directly from the postings by an exact, rank-safe search ({@link
+ * ExactImpactSearch}: on compact in-memory copies of the query terms' postings, {@link CompactImpacts}, made on first
+ * use within a memory budget, else on Lucene's postings with MaxScore; top k and ties in {@link TopHits}, ids from
+ * {@link IdCache}; Lucene's own path is kept for the cases that this does not cover), then passed through the same
+ * reranker. Runs are thus identical to
  * SimpleImpactSearcher's (docids, scores, order), but queries run on several threads and the results return as
  * flat arrays.
  */
