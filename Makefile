@@ -56,7 +56,7 @@ suite: $(STAMP)
 
 # Rebuild the Java extension's shipped jar (java/dist) after editing java/src; needs a JDK >= 21 (javac).
 java: $(STAMP)
-	$(PY) -m splade_pyserini.javaext build
+	$(PY) -m splade_pyserini.javabuild build
 
 clean:
 	rm -rf work splade-quickstart .pytest_cache

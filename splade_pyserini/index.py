@@ -63,7 +63,7 @@ def build_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, th
     threads = threads or max(1, min(os.cpu_count() or 1, len(shard_files(vectors_dir))))
     jar = None
     if not stock:
-        from .javaext import extension_jar
+        from .javabuild import extension_jar
 
         jar = extension_jar()  # None (after one warning) without a javac >= 21: the stock path is used
     index_meta = {

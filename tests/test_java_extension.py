@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from helpers import run_python
-from splade_pyserini import javaext
+from splade_pyserini import javabuild, javaext
 from splade_pyserini.bench import index_search as bench_java
 from splade_pyserini.errors import SpladeError
 from splade_pyserini.jdk import find_javac
@@ -21,7 +21,7 @@ from splade_pyserini.jdk import find_javac
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(javaext.extension_jar() is None,
+pytestmark = pytest.mark.skipif(javabuild.extension_jar() is None,
                                 reason="no shipped jar matching the Java sources and no javac >= 21 to build one")
 
 
@@ -35,7 +35,7 @@ def _in_child(code: str) -> dict:
 def _compare_search_in_child(stock_index: Path, fast_index: Path, queries: dict, k: int, scale: float) -> dict:
     return _in_child(f"""
         import json
-        from splade_pyserini import javaext
+        from splade_pyserini import javabuild, javaext
         from splade_pyserini.bench import index_search as bench_java
         javaext.enable()
         queries = json.loads({json.dumps(json.dumps(queries))})
@@ -61,7 +61,7 @@ def synthetic(tmp_path_factory):
 @pytest.mark.slow  # a JVM in a subprocess
 @pytest.mark.skipif(find_javac() is None, reason="the Java tests are compiled, and no javac >= 21 was found")
 def test_java_unit_tests_pass():
-    report = javaext.run_java_tests()
+    report = javabuild.run_java_tests()
     assert "FAIL" not in report
     assert report.strip().splitlines()[-1].startswith("OK ")
 
@@ -195,14 +195,14 @@ def test_no_shards_is_an_error(tmp_path):
 
 
 def test_extension_jar_is_verified_and_reused():
-    jar = javaext.extension_jar()
+    jar = javabuild.extension_jar()
     assert jar is not None and jar.is_file()
-    root = javaext.java_source_dir()
-    record = javaext.source_record(root)
+    root = javabuild.java_source_dir()
+    record = javabuild.source_record(root)
     # the shipped jar when it matches the sources, else the one built into the cache (see tests/test_no_java.py)
-    assert jar.parent in (root / javaext.SHIPPED_DIR, javaext.cache_dir() / javaext.cache_key(record))
-    assert javaext.verified_jar(jar.parent, record) == jar
-    assert javaext.build() == jar  # same sources, same Anserini: no rebuild
+    assert jar.parent in (root / javabuild.SHIPPED_DIR, javabuild.cache_dir() / javabuild.cache_key(record))
+    assert javabuild.verified_jar(jar.parent, record) == jar
+    assert javabuild.build() == jar  # same sources, same Anserini: no rebuild
 
 
 @pytest.mark.slow  # a JVM in a subprocess
@@ -245,7 +245,7 @@ def _compare_ks_in_child(index: Path, queries: dict, scale: float = 1.0) -> list
     queries_file.write_text(json.dumps(queries))
     return _in_child(f"""
         import json
-        from splade_pyserini import javaext
+        from splade_pyserini import javabuild, javaext
         from splade_pyserini.bench import index_search as bench_java
         javaext.enable()
         with open({str(queries_file)!r}) as f:

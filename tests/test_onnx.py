@@ -85,10 +85,10 @@ def test_onnxruntime_weights_equal_the_packages(exported, tiny_encoder, queries,
 
 def run_java_encoder(folder: Path, qids, texts, via: str = "env") -> list[dict[str, int]]:
     """The Java encoder class in a subprocess (Anserini's fat jar + the extension): pre-encoded topics back."""
-    from splade_pyserini import javaext
+    from splade_pyserini import javabuild
     from splade_pyserini.anserini import java_command
 
-    jar = javaext.build()
+    jar = javabuild.build()
     cmd = java_command(ENCODER_CLASS, [], [str(jar)])
     env = dict(os.environ)
     env.pop(onnx_export.ENVIRONMENT, None)
@@ -119,12 +119,12 @@ def test_java_encoder_in_anserini_gives_the_packages_weights(exported, queries, 
 
 @pytest.mark.slow  # a JVM in a subprocess
 def test_java_encoder_without_a_model_says_how_to_make_one(tmp_path):
-    from splade_pyserini import javaext
+    from splade_pyserini import javabuild
     from splade_pyserini.anserini import java_command
 
     env = {k: v for k, v in os.environ.items() if k != onnx_export.ENVIRONMENT}
     env[onnx_export.ENVIRONMENT] = str(tmp_path)
-    proc = subprocess.run(java_command(ENCODER_CLASS, [], [str(javaext.build())]), input="1\tq\n",
+    proc = subprocess.run(java_command(ENCODER_CLASS, [], [str(javabuild.build())]), input="1\tq\n",
                           capture_output=True, text=True, env=env)
     assert proc.returncode != 0
     assert f"{tmp_path} has no splade_onnx.json; write it with: splade-pyserini export-onnx" in proc.stderr

@@ -107,9 +107,9 @@ def test_vaswani_effectiveness_matches_pyserini_encoders(vaswani_pipeline, vaswa
 def test_pyserini_plugin_searches_through_the_extension(cranfield_pipeline, cranfield, cli_run, tmp_path):
     """The patched LuceneImpactSearcher answers search() and batch_search() with one JNI call per batch, and its
     hits equal Pyserini's own per-term path with the same encoder; the batched CLI gives our run too."""
-    from splade_pyserini import javaext
+    from splade_pyserini import javabuild
 
-    if javaext.extension_jar() is None:
+    if javabuild.extension_jar() is None:
         pytest.skip("no javac >= 21: the extension cannot be built")
     topics = write_tsv_topics(cranfield, tmp_path / "topics.tsv", limit=30)
     script = f"""

@@ -157,10 +157,10 @@ def test_a_topic_of_more_than_1024_terms_is_searched(cranfield_pipeline, tmp_pat
     """Lucene allows 1,024 clauses per query by default, and a SPLADE query has one per term. Stock SearchCollection
     logs TooManyClauses and leaves such a query out of its run; `regression run` searches through the extension's
     SearchCollectionMain (the limit lifted), and the run holds the package's own hits for it."""
-    from splade_pyserini import javaext
+    from splade_pyserini import javabuild, javaext
     from splade_pyserini.anserini import run_java
 
-    if javaext.extension_jar() is None:
+    if javabuild.extension_jar() is None:
         pytest.skip("no javac >= 21 to build the Java extension")
     query = long_query(cranfield_pipeline["vectors"])
     short = dict(list(query.items())[:5])
@@ -190,9 +190,9 @@ def test_a_topic_of_more_than_1024_terms_is_searched(cranfield_pipeline, tmp_pat
 
 
 def test_a_long_topic_without_the_extension_is_a_clear_error(cranfield_pipeline, tmp_path, monkeypatch):
-    from splade_pyserini import javaext
+    from splade_pyserini import javabuild, javaext
 
-    monkeypatch.setattr(javaext, "extension_jar", lambda: None)
+    monkeypatch.setattr(javabuild, "extension_jar", lambda: None)
     d = load("cranfield")
     topics = tmp_path / "topics.tsv"
     topics.write_text("".join(ln + "\n" for ln in regression.topics_lines(["1"], [long_query(
@@ -284,18 +284,18 @@ def test_export_writes_the_committed_config_again(exported_cranfield):
 
 
 def test_export_fast_without_the_extension_is_a_clear_error(tiny_encoder, cranfield, tmp_path, monkeypatch):
-    from splade_pyserini import javaext
+    from splade_pyserini import javabuild, javaext
 
-    monkeypatch.setattr(javaext, "extension_jar", lambda: None)
+    monkeypatch.setattr(javabuild, "extension_jar", lambda: None)
     with pytest.raises(SpladeError, match="extension is unavailable"):
         regression.export_regression(tiny_encoder, cranfield, output=tmp_path, fast=True)
     assert not list(tmp_path.iterdir())
 
 
 def test_fast_config_names_the_extension_and_reproduces(cranfield_pipeline, tmp_path):
-    from splade_pyserini import javaext
+    from splade_pyserini import javabuild, javaext
 
-    if javaext.extension_jar() is None:
+    if javabuild.extension_jar() is None:
         pytest.skip("no javac >= 21 to build the Java extension")
     config = copy_config("cranfield", tmp_path)
     text = config.read_text().replace("collection_class: JsonVectorCollection",

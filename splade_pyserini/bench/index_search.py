@@ -143,8 +143,9 @@ def bench_index(vectors_dir: str | os.PathLike | None = None, synthetic_docs: in
     the indexes' postings (default: for corpora up to 20,000 documents).
     """
     from .. import javaext
+    from .. import javabuild
 
-    if javaext.extension_jar() is None:
+    if javabuild.extension_jar() is None:
         raise SpladeError("the Java extension is not available (no javac >= 21); nothing to compare.")
     rows: list[dict] = []
     work = Path(tempfile.mkdtemp(prefix="splade-bench-index-", dir=work_dir))

@@ -172,11 +172,11 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         raise SpladeError("encoder must be a SpladeEncoder, a card name or a model folder.")
     card = encoder.card
     if fast:
-        from .. import javaext
+        from .. import javabuild
 
-        if javaext.extension_jar() is None:
+        if javabuild.extension_jar() is None:
             raise SpladeError("--fast names the Java extension's collection class, but the extension is unavailable "
-                              f"(it needs a javac >= {javaext.JAVA_RELEASE}); export without --fast.")
+                              f"(it needs a javac >= {javabuild.JAVA_RELEASE}); export without --fast.")
     collection_name = collection.resolve().name
     name = name or f"{collection_name}.{card.name}" + (".onnx" if onnx else "")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):

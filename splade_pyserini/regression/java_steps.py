@@ -43,10 +43,10 @@ def extra_classpath(config_data: dict) -> list[str]:
     missing = [c for c in wanted if "." in c and not _class_in_jar(fatjar(), c)]
     if not missing:
         return []
-    from .. import javaext
+    from .. import javabuild
 
     try:
-        jar = javaext.build()
+        jar = javabuild.build()
     except SpladeError as e:
         raise SpladeError(f"the config needs {', '.join(c.rsplit('.', 1)[-1] for c in missing)}, which stock Anserini "
                           f"lacks; splade-pyserini's Java extension provides them but is unavailable ({e}).") from None
@@ -112,11 +112,11 @@ def search(d: dict, topic: dict, model: dict, index: str | os.PathLike, topics_p
     Through the Java extension's :data:`SEARCH_MAIN` when it is available: Anserini's SearchCollection with Lucene's
     clause limit raised, since a SPLADE query has one clause per term and can hold more than Lucene's default 1,024
     (as the package's own searchers allow, :func:`.anserini.allow_long_queries`); else stock SearchCollection."""
-    from .. import javaext
+    from .. import javabuild
 
     classpath = extra_classpath(d)
     main = "io.anserini.search.SearchCollection"
-    jar = javaext.extension_jar()
+    jar = javabuild.extension_jar()
     if jar is not None:
         main = SEARCH_MAIN
         classpath = classpath if str(jar) in classpath else [*classpath, str(jar)]
@@ -126,7 +126,7 @@ def search(d: dict, topic: dict, model: dict, index: str | os.PathLike, topics_p
     if "TooManyClauses" in proc.stderr + proc.stdout:  # SearchCollection logs it, leaves the query out, exits 0
         raise SpladeError(f"{what}: a query of {topics_path} has more than Lucene's 1,024 terms, which stock "
                           "SearchCollection leaves out of the run; make the Java extension available (a javac >= "
-                          f"{javaext.JAVA_RELEASE}), whose {SEARCH_MAIN.rsplit('.', 1)[-1]} searches it.")
+                          f"{javabuild.JAVA_RELEASE}), whose {SEARCH_MAIN.rsplit('.', 1)[-1]} searches it.")
 
 
 def run_file_name(d: dict, model: dict, topic: dict) -> str:
