@@ -157,23 +157,26 @@ def test_export_refuses_what_the_java_side_cannot_tokenize(tiny_encoder):
         onnx_export._tokenizer_settings(bpe, "a BPE model")
 
 
-def test_onnx_regression_config_reproduces_in_both_runners(cranfield_pipeline, tiny_encoder, exported, tmp_path):
+def test_onnx_regression_config_reproduces_in_both_runners(sample_pipeline, tiny_encoder, exported, tmp_path):
+    """The bundled sample exported with --onnx: Anserini's run with the Java encoder equals the run of the package's
+    pre-encoded weights, and the config passes in this package's runner and in Anserini's own (the Java encoder's
+    weights on every Cranfield and Vaswani query: test_java_encoder_in_anserini_gives_the_packages_weights)."""
     from splade_pyserini.anserini import run_java
 
     out = tmp_path / "regressions"
     work = tmp_path / "export-work"
-    path = regression.export_regression(tiny_encoder, cranfield_pipeline["collection"], output=out,
-                                        vectors=cranfield_pipeline["vectors"], index=cranfield_pipeline["index"],
+    path = regression.export_regression(tiny_encoder, sample_pipeline["collection"], output=out,
+                                        vectors=sample_pipeline["vectors"], index=sample_pipeline["index"],
                                         work_dir=work, onnx=True, log=lambda m: None)
     data = regression.load_config(path).data
     (model,) = data["models"]
     assert model["params"] == "-impact -pretokenized -encoder SpladePyserini -hits 1000"
-    assert data["splade_pyserini"]["onnx_model"] == "onnx/cranfield.splade-tiny.onnx"
-    assert (out / "onnx" / "cranfield.splade-tiny.onnx" / "model.onnx").is_file()
+    assert data["splade_pyserini"]["onnx_model"] == "onnx/sample.splade-tiny.onnx"
+    assert (out / "onnx" / "sample.splade-tiny.onnx" / "model.onnx").is_file()
     (topic,) = data["topics"]
     with gzip.open(out / regression.TOPICS_DIR / topic["path"], "rt", encoding="utf-8") as f:
         first = f.readline().rstrip("\n").split("\t")
-    qids, texts = zip(*read_topics(cranfield_pipeline["collection"]).items())
+    qids, texts = zip(*read_topics(sample_pipeline["collection"]).items())
     assert first == [qids[0], " ".join(texts[0].split())]  # raw text: Anserini encodes it
 
     # the run Anserini made with the Java encoder = the run of the package's own pre-encoded weights
@@ -182,14 +185,14 @@ def test_onnx_regression_config_reproduces_in_both_runners(cranfield_pipeline, t
     pre.write_text("".join(ln + "\n" for ln in regression.topics_lines(qids, tiny_encoder.quantized_queries(texts))))
     plain_run = tmp_path / "plain.txt"
     run_java("io.anserini.search.SearchCollection",
-             ["-index", str(cranfield_pipeline["index"]), "-topics", str(pre), "-topicReader", "TsvInt",
+             ["-index", str(sample_pipeline["index"]), "-topics", str(pre), "-topicReader", "TsvString",
               "-output", str(plain_run), "-impact", "-pretokenized", "-hits", "1000"], quiet=True)
     assert onnx_run.read_text() == plain_run.read_text()
 
-    report = regression.run_regression(path, index=cranfield_pipeline["index"], log=lambda m: None)
+    report = regression.run_regression(path, index=sample_pipeline["index"], log=lambda m: None)
     assert report.ok, report.summary()
     assert len([c for c in report.checks if c.kind == "metric"]) == 4
-    report, log = regression.run_with_anserini(path, corpus_path=cranfield_pipeline["vectors"], log=lambda m: None)
+    report, log = regression.run_with_anserini(path, corpus_path=sample_pipeline["vectors"], log=lambda m: None)
     assert report.ok and len([c for c in report.checks if c.kind == "metric"]) == 4, log[-3000:]
 
 
