@@ -22,13 +22,13 @@ import java.util.Arrays;
  * times the boost) add up below the threshold is skipped. Otherwise every term's slice is added into the window's
  * int accumulators (a tight scatter-add loop over 3-byte postings; the accumulators, 128 KiB, stay in the L2
  * cache), then the accumulators are read chunk by chunk: a vectorised test skips a chunk of {@link #CHUNK}
- * documents in which none reaches the threshold, and the others offer their documents at the threshold to the top
- * k (in docid order; the threshold is re-read after each offer).
+ * documents in which none reaches the threshold; in the others, the documents at the threshold are listed without a
+ * branch and offered to the top k (in docid order; the threshold is re-read after each offer).
  *
  * <p>MaxScore (adding the non-essential terms only to the documents that the essential ones bring near the
  * threshold) was measured here and dropped: on SPLADE-like impacts the non-essential bounds add up to nearly the
- * threshold, so after the essential terms more than 99% of the chunks still held a possible entrant (1M fitted
- * synthetic documents, k = 10), and listing candidates cost more than adding the remaining postings.
+ * threshold, so after the essential terms more than 99% of the runs of 64 documents still held a possible entrant
+ * (1M fitted synthetic documents, k = 10), and listing candidates cost more than adding the remaining postings.
  *
  * <p>Memory per search thread: the accumulators (4 bytes a docid of the window) and two arrays per query term.
  */
@@ -37,9 +37,11 @@ final class CompactImpactSearch {
   static final long EXACT_PRODUCT_LIMIT = 1L << 24;
 
   /** Accumulators per step of {@link #offerAll} (a step without a document at the threshold is skipped). */
-  static final int CHUNK = 64;
+  static final int CHUNK = 256;
 
   private int[] acc = new int[0];
+  /** The slots of one chunk that reach the limit. */
+  private final int[] hits = new int[CHUNK];
 
   private CompactImpacts.Postings[] postings = new CompactImpacts.Postings[64];
   private int[] boosts = new int[64];
@@ -159,10 +161,19 @@ final class CompactImpactSearch {
   private void offerAll(int length, int base, TopHits top) {
     int[] acc = this.acc;
     int limit = limit(top);
-    for (int chunk = 0; chunk < length; chunk += CHUNK) {
-      int end = chunk + CHUNK; // within the window (a multiple of CHUNK); accumulators past length are 0
+    int step = Math.min(CHUNK, acc.length); // windows are powers of two: a multiple of step
+    for (int chunk = 0; chunk < length; chunk += step) {
+      int end = chunk + step; // within the window; accumulators past length are 0
       if (reaches(acc, chunk, end, limit)) {
+        // the slots at the limit, listed without a branch, then offered (the limit rises as they are)
+        int[] list = hits;
+        int n = 0;
         for (int slot = chunk; slot < end; slot++) {
+          list[n] = slot;
+          n += acc[slot] >= limit ? 1 : 0;
+        }
+        for (int i = 0; i < n; i++) {
+          int slot = list[i];
           int score = acc[slot];
           if (score >= limit) {
             top.offer(base + slot, (float) score);

@@ -41,7 +41,7 @@ import java.util.concurrent.atomic.AtomicLong;
 final class CompactImpacts {
   private static final Logger LOG = LogManager.getLogger(CompactImpacts.class);
 
-  /** log2 of the docids per window by default (6 to 16: window-relative docids are chars; a multiple of 64). */
+  /** log2 of the docids per window by default (6 to 16: window-relative docids are chars). */
   static final int DEFAULT_SHIFT = Integer.getInteger("splade.search.compactShift", 15);
   /** The default budget: half the JVM's largest heap. */
   static final long DEFAULT_MAX_BYTES = Long.getLong("splade.search.compactMaxBytes", Runtime.getRuntime().maxMemory() / 2);

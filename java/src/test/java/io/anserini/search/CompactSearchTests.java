@@ -113,6 +113,38 @@ public final class CompactSearchTests {
     }
   }
 
+  /**
+   * Compares the compact search (windows of 2^shift docids) and the search on Lucene's postings with
+   * SimpleImpactSearcher on every query at several k; returns how many queries' 50th hit ties with the 51st.
+   */
+  private static int compareWithSimple(Path index, int shift) throws Exception {
+    try (DirectoryReader reader = DirectoryReader.open(FSDirectory.open(index))) {
+      check(reader.numDocs() < DOCS && reader.leaves().size() == 3, "3 segments with deletions");
+    }
+    int tiesAtK = 0;
+    try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString(), "contents",
+        IdCache.DEFAULT_MAX_BYTES, 1L << 30, shift);
+         SpladeBatchSearcher lucene = new SpladeBatchSearcher(index.toString(), "contents",
+             IdCache.DEFAULT_MAX_BYTES, 0);
+         SimpleImpactSearcher simple = new SimpleImpactSearcher(index.toString())) {
+      List<Map<String, Integer>> queries = queries();
+      for (int k : new int[] {1, 7, 50, 1000}) {
+        for (int q = 0; q < queries.size(); q++) {
+          checkSame(batch, simple, queries.get(q), k, "compact windows 2^" + shift + " q" + q + " k=" + k);
+          checkSame(lucene, simple, queries.get(q), k, "Lucene's postings q" + q + " k=" + k);
+        }
+      }
+      for (Map<String, Integer> query : queries) {
+        ScoredDoc[] all = simple.search(query, DOCS);
+        tiesAtK += all.length > 50 && Math.round(all[49].score) == Math.round(all[50].score) ? 1 : 0;
+      }
+      check(simple.search(queries.get(20), 1000).length > 5, "the one-window term matches");
+      check(batch.compactBytes() > 0 && lucene.compactBytes() == 0, "the compact postings are used: "
+          + batch.compactBytes());
+    }
+    return tiesAtK;
+  }
+
   /** The tests, by name, on an index written under {@code tmp}. */
   public static Map<String, Check> tests(Path tmp) {
     Path index = tmp.resolve("compact-index");
@@ -120,30 +152,10 @@ public final class CompactSearchTests {
     tests.put("compact search equals SimpleImpactSearcher across windows, with deletions, ties and wide impacts", () -> {
       writeIndex(index);
       int tiesAtK = 0;
-      try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString(), "contents",
-          IdCache.DEFAULT_MAX_BYTES, 1L << 30, SHIFT);
-           SpladeBatchSearcher lucene = new SpladeBatchSearcher(index.toString(), "contents",
-               IdCache.DEFAULT_MAX_BYTES, 0);
-           SimpleImpactSearcher simple = new SimpleImpactSearcher(index.toString())) {
-        try (DirectoryReader reader = DirectoryReader.open(FSDirectory.open(index))) {
-          check(reader.numDocs() < DOCS && reader.leaves().size() == 3, "3 segments with deletions");
-        }
-        List<Map<String, Integer>> queries = queries();
-        for (int k : new int[] {1, 7, 50, 1000}) {
-          for (int q = 0; q < queries.size(); q++) {
-            checkSame(batch, simple, queries.get(q), k, "compact q" + q + " k=" + k);
-            checkSame(lucene, simple, queries.get(q), k, "Lucene's postings q" + q + " k=" + k);
-          }
-        }
-        for (Map<String, Integer> query : queries) {
-          ScoredDoc[] all = simple.search(query, DOCS);
-          tiesAtK += all.length > 50 && Math.round(all[49].score) == Math.round(all[50].score) ? 1 : 0;
-        }
-        check(simple.search(queries.get(20), 1000).length > 5, "the one-window term matches");
-        check(batch.compactBytes() > 0 && lucene.compactBytes() == 0, "the compact postings are used: "
-            + batch.compactBytes());
+      for (int shift : new int[] {SHIFT, 9}) { // windows smaller and larger than CompactImpactSearch.CHUNK
+        tiesAtK += compareWithSimple(index, shift);
       }
-      check(tiesAtK >= 5, "queries whose 50th hit ties with the 51st: " + tiesAtK);
+      check(tiesAtK >= 10, "queries whose 50th hit ties with the 51st: " + tiesAtK);
     });
 
     tests.put("compact postings over their memory budget leave the other terms to Lucene's postings", () -> {
