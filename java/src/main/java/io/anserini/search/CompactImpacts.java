@@ -28,10 +28,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Per term and segment: the live documents' postings in docid order, split into windows of {@link #window}
  * docids (2^15 by default); a posting is its docid relative to its window (a {@code char}, 2 bytes) and its
  * impact (a {@code byte} when the term's largest impact is at most 255, else a {@code char}): 3 bytes a posting (4
- * for terms with larger impacts). A window's postings of a term are one contiguous slice ({@code starts[w] .. starts[w + 1]}), and each
- * window has the term's largest impact in it (an exact per-window bound). Deleted documents are left out (a reader
- * never changes its deletions). A term whose impacts exceed 65,535 is not copied (its queries take Lucene's
- * postings).
+ * for terms with larger impacts). A window's postings of a term are one contiguous slice ({@code starts[w] ..
+ * starts[w + 1]}), and each window has the term's largest impact in it (an exact per-window bound). Deleted
+ * documents are left out (a reader never changes its deletions). A term whose impacts exceed 65,535 is not copied
+ * (its queries take Lucene's postings).
  *
  * <p>Built per term the first time a query uses it in a segment (read through Lucene once, in bulk; kept for the
  * searcher's life), within a memory budget: a term that would take the copies past it is not copied, and queries
@@ -44,7 +44,8 @@ final class CompactImpacts {
   /** log2 of the docids per window by default (6 to 16: window-relative docids are chars). */
   static final int DEFAULT_SHIFT = Integer.getInteger("splade.search.compactShift", 15);
   /** The default budget: half the JVM's largest heap. */
-  static final long DEFAULT_MAX_BYTES = Long.getLong("splade.search.compactMaxBytes", Runtime.getRuntime().maxMemory() / 2);
+  static final long DEFAULT_MAX_BYTES =
+      Long.getLong("splade.search.compactMaxBytes", Runtime.getRuntime().maxMemory() / 2);
 
   /** One term's postings in one segment. */
   static final class Postings {

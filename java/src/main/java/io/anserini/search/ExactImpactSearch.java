@@ -48,9 +48,9 @@ import java.util.Map;
  * first, are added to the candidates left — in bulk while the window holds many candidates for the term's postings
  * ({@link #SPARSE_FACTOR}), after each term dropping the candidates that the remaining bounds cannot lift to the
  * threshold — and the remaining terms document by document ({@code advance}), each document stopping as soon as
- * its sum plus the remaining bounds falls below the threshold. A window whose bounds add up below the threshold is skipped, and the next
- * window starts at the first document of a term that is essential with the segment-wide bounds, so the postings of
- * low-bound terms are skipped over, not read. All comparisons are made on the float that the double sum rounds
+ * its sum plus the remaining bounds falls below the threshold. A window whose bounds add up below the threshold is
+ * skipped, and the next window starts at the first document of a term that is essential with the segment-wide
+ * bounds, so the postings of low-bound terms are skipped over, not read. All comparisons are made on the float that the double sum rounds
  * to, as Lucene's score is (rounding is monotone, so a bound's float is at least the score's float).
  *
  * <p>Measured (2 cores, heavily loaded, CPU time of one thread, 200k synthetic documents fitted to splade-tiny,

@@ -30,8 +30,8 @@ import java.util.Set;
  * among equal scores); the threshold is raised by a selection (quickselect) over the candidates whenever their
  * number doubles (or grows by max(k, 32)), dropping those below it: a constant cost per offer, where a heap costs
  * log k. At the end the candidates still at or above the final threshold are sorted by score (stable radix sort on
- * the float bits, so docid order stays among equal scores), and only the runs of equal scores that reach into the top k are
- * sorted by id. Scores are non-negative.
+ * the float bits, so docid order stays among equal scores), and only the runs of equal scores that reach into the
+ * top k are sorted by id. Scores are non-negative.
  *
  * <p>Memory (per search thread, reused from query to query): the candidates (8 bytes each, 4 more for the
  * selection; at most about twice max(k, 32) plus the ties at the threshold) and, at the end, 16 bytes per

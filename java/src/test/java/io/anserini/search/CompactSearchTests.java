@@ -149,7 +149,7 @@ public final class CompactSearchTests {
   public static Map<String, Check> tests(Path tmp) {
     Path index = tmp.resolve("compact-index");
     Map<String, Check> tests = new LinkedHashMap<>();
-    tests.put("compact search equals SimpleImpactSearcher across windows, with deletions, ties and wide impacts", () -> {
+    tests.put("compact search equals SimpleImpactSearcher across windows, with deletions, ties, wide impacts", () -> {
       writeIndex(index);
       int tiesAtK = 0;
       for (int shift : new int[] {SHIFT, 9}) { // windows smaller and larger than CompactImpactSearch.CHUNK

@@ -75,7 +75,8 @@ public final class SearchCpuBench {
               + " them): CPU %.2f s, wall %.2f s; compact postings %d bytes (%.2f a posting); load %.2f%n",
           reader.maxDoc(), reader.leaves().size(), queries.size(), distinct.size(), postings,
           (bean.getCurrentThreadCpuTime() - cpu) / 1e9, (System.nanoTime() - wall) / 1e9, batch.compactBytes(),
-          (double) batch.compactBytes() / postings, ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
+          (double) batch.compactBytes() / postings,
+          ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
       for (int k : ks) {
         long[] best = {Long.MAX_VALUE, Long.MAX_VALUE, Long.MAX_VALUE, Long.MAX_VALUE};
         int identical = 0;
