@@ -50,8 +50,9 @@ import java.util.Map;
  * threshold — and the remaining terms document by document ({@code advance}), each document stopping as soon as
  * its sum plus the remaining bounds falls below the threshold. A window whose bounds add up below the threshold is
  * skipped, and the next window starts at the first document of a term that is essential with the segment-wide
- * bounds, so the postings of low-bound terms are skipped over, not read. All comparisons are made on the float that the double sum rounds
- * to, as Lucene's score is (rounding is monotone, so a bound's float is at least the score's float).
+ * bounds, so the postings of low-bound terms are skipped over, not read. All comparisons are made on the float
+ * that the double sum rounds to, as Lucene's score is (rounding is monotone, so a bound's float is at least the
+ * score's float).
  *
  * <p>Measured (2 cores, heavily loaded, CPU time of one thread, 200k synthetic documents fitted to splade-tiny,
  * 100 queries of 27 terms): this path alone was about 2x (k = 10) and 4-5x (k = 1000) SimpleImpactSearcher, not
