@@ -31,10 +31,13 @@ venv: $(STAMP)
 quickstart: $(STAMP)
 	$(VENV)/bin/splade-pyserini quickstart --work-dir work/quickstart
 
-# make test: every test (CI runs it). make test-fast: the edit loop, leaving out the tests marked slow (a Python or
-# JVM subprocess, a whole collection encoded, a notebook); it fails a test that starts one while not marked slow.
+# make test: every test (CI runs it), in TEST_WORKERS pytest-xdist workers (default 2: the 2-core machines; each
+# module's tests stay in one worker, so its fixtures are built once; the collections' pipelines are built once for
+# all workers). make test-fast: the edit loop, one process, leaving out the tests marked slow (a Python or JVM
+# subprocess, a whole collection encoded, a notebook); it fails a test that starts one while not marked slow.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=25
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" --durations=10

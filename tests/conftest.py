@@ -24,6 +24,11 @@ TINY = SHARED / "models" / "splade-tiny"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Several workers share the cores: one compute thread each (torch, MKL, OpenBLAS, numba; their subprocesses
+    # inherit it), since OpenMP pools that spin while oversubscribed slow every worker down several times.
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
 
 
 def need(path: Path) -> Path:
@@ -76,28 +81,54 @@ def _pipeline(collection: Path, encoder, workdir: Path) -> dict:
     return {"vectors": vectors, "index": index, "run": run, "collection": collection}
 
 
+def built_once(tmp_path_factory, name: str, build) -> dict:
+    """``build(folder)`` (a dict of paths) run once per test session, also when pytest-xdist runs the tests in several
+    workers: the first worker to ask builds it under a file lock in the session's shared temporary folder, the others
+    wait and reuse its result (tests copy what they change)."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder every worker's basetemp is in
+    folder, done = root / f"built-{name}", root / f"built-{name}.json"
+    with FileLock(str(root / f"built-{name}.lock")):
+        if done.exists():
+            return {k: Path(v) for k, v in json.loads(done.read_text()).items()}
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)  # a worker interrupted while building it
+        folder.mkdir()
+        result = build(folder)
+        done.write_text(json.dumps({k: str(v) for k, v in result.items()}))
+        return result
+
+
 @pytest.fixture(scope="session")
 def cranfield_pipeline(cranfield, tiny_encoder, tmp_path_factory):
-    return _pipeline(cranfield, tiny_encoder, tmp_path_factory.mktemp("cranfield"))
+    return built_once(tmp_path_factory, "cranfield", lambda folder: _pipeline(cranfield, tiny_encoder, folder))
 
 
 @pytest.fixture(scope="session")
 def vaswani_pipeline(vaswani, tiny_encoder, tmp_path_factory):
-    return _pipeline(vaswani, tiny_encoder, tmp_path_factory.mktemp("vaswani"))
+    return built_once(tmp_path_factory, "vaswani", lambda folder: _pipeline(vaswani, tiny_encoder, folder))
+
+
+def _sample(encoder, root: Path) -> dict:
+    from helpers import SAMPLE
+    from splade_pyserini.index import build_index
+    from splade_pyserini.vectors import encode_corpus
+
+    encode_corpus(encoder, SAMPLE, root / "vectors", progress=False)
+    build_index(root / "vectors", root / "index", threads=1)
+    return {"vectors": root / "vectors", "index": root / "index", "collection": SAMPLE}
 
 
 @pytest.fixture(scope="session")
 def sample_pipeline(tiny_encoder, tmp_path_factory) -> dict:
     """The bundled 48-document sample encoded (vectors/) and indexed (index/, one JVM subprocess) once per session;
     tests copy what they change."""
-    from helpers import SAMPLE
-    from splade_pyserini.index import build_index
-    from splade_pyserini.vectors import encode_corpus
-
-    root = tmp_path_factory.mktemp("sample")
-    encode_corpus(tiny_encoder, SAMPLE, root / "vectors", progress=False)
-    build_index(root / "vectors", root / "index", threads=1)
-    return {"vectors": root / "vectors", "index": root / "index", "collection": SAMPLE}
+    return built_once(tmp_path_factory, "sample", lambda folder: _sample(tiny_encoder, folder))
 
 
 # --- tiers -----------------------------------------------------------------------------------------------------------
