@@ -22,8 +22,9 @@ import java.util.Arrays;
  * times the boost) add up below the threshold is skipped. Otherwise every term's slice is added into the window's
  * int accumulators (a tight scatter-add loop over 3-byte postings; the accumulators, 128 KiB, stay in the L2
  * cache), then the accumulators are read chunk by chunk: a vectorised test skips a chunk of {@link #CHUNK}
- * documents in which none reaches the threshold; in the others, the documents at the threshold are listed without a
- * branch and offered to the top k (in docid order; the threshold is re-read after each offer).
+ * documents in which none reaches the threshold; in the others, each run of {@link #SUB} is tested again, and the
+ * documents at the threshold are listed without a branch and offered to the top k (in docid order; the threshold
+ * is re-read after each offer).
  *
  * <p>MaxScore (adding the non-essential terms only to the documents that the essential ones bring near the
  * threshold) was measured here and dropped: on SPLADE-like impacts the non-essential bounds add up to nearly the
@@ -38,6 +39,8 @@ final class CompactImpactSearch {
 
   /** Accumulators per step of {@link #offerAll} (a step without a document at the threshold is skipped). */
   static final int CHUNK = 256;
+  /** Within a chunk that reaches the threshold, accumulators tested again per {@code SUB} before listing. */
+  static final int SUB = 64;
 
   private int[] acc = new int[0];
   /** The slots of one chunk that reach the limit. */
@@ -168,9 +171,14 @@ final class CompactImpactSearch {
         // the slots at the limit, listed without a branch, then offered (the limit rises as they are)
         int[] list = hits;
         int n = 0;
-        for (int slot = chunk; slot < end; slot++) {
-          list[n] = slot;
-          n += acc[slot] >= limit ? 1 : 0;
+        for (int sub = chunk; sub < end; sub += SUB) {
+          if (!reaches(acc, sub, sub + SUB, limit)) {
+            continue;
+          }
+          for (int slot = sub; slot < sub + SUB; slot++) {
+            list[n] = slot;
+            n += acc[slot] >= limit ? 1 : 0;
+          }
         }
         for (int i = 0; i < n; i++) {
           int slot = list[i];
