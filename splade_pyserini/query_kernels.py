@@ -175,6 +175,35 @@ def exact_maxima(h, weight, bias, candidates):
     return out
 
 
+@njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def screen_mask(rows, starts, weight, bias, thresholds):
+    """The float32 screen of a few texts' positions in the calling thread (``ScreenedProjection``'s small-chunk path):
+    ``mask[t, v]`` when ``max over text t's rows r of (rows[r]·weight[v]) + bias[v] > thresholds[t]``.
+
+    ``rows`` ``[positions, hidden]`` float32, text ``t`` its rows ``starts[t]`` up to the next start. The dot
+    products are float32, summed in whatever order vectorises (``reassoc``, ``contract``): the screen's margin
+    bounds the rounding error of any order. A few texts' product is too small to share between BLAS threads, whose
+    hand-off costs more than the arithmetic whenever another process or thread competes for the cores.
+    """
+    n_rows, hidden = rows.shape
+    texts = starts.shape[0]
+    vocab = weight.shape[0]
+    mask = np.zeros((texts, vocab), dtype=np.bool_)
+    for v in range(vocab):
+        for t in range(texts):
+            end = starts[t + 1] if t + 1 < texts else n_rows
+            best = -np.inf
+            for r in range(starts[t], end):
+                acc = np.float32(0.0)
+                for k in range(hidden):
+                    acc += rows[r, k] * weight[v, k]
+                if acc > best:
+                    best = acc
+            if best + bias[v] > thresholds[t]:
+                mask[t, v] = True
+    return mask
+
+
 def _layers_bert(model):
     base = model.base_model
     emb = base.embeddings
