@@ -187,6 +187,17 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def pipelines_built_early(request):
+    """Under pytest-xdist (make test), worker gw0 builds the Vaswani pipeline and gw1 the Cranfield one before their
+    first test, in parallel, rather than the first test that needs one building it while other workers wait for it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    first = {"gw0": "vaswani_pipeline", "gw1": "cranfield_pipeline"}.get(worker or "")
+    slow = sum(1 for item in request.session.items if item.get_closest_marker("slow"))
+    if first and slow > 50 and TINY.exists() and (COLLECTIONS / first.split("_")[0]).is_dir():
+        request.getfixturevalue(first)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def warm_query_kernels(request):
     """The numba query kernels compiled (or loaded from numba's cache beside the package) once, before any test
     starts a subprocess: the subprocesses load them from that cache instead of each compiling them (about 18 s
