@@ -56,6 +56,10 @@ import java.util.zip.GZIPInputStream;
  * exits with status 1 instead, so that a half-built index is never mistaken for a complete one.
  *
  * <p>Hidden files (names starting with ".") and {@code encoding.json} (splade-pyserini's metadata) are not read.
+ *
+ * <p>One file of about 600 lines for one concept, the collection Anserini names by {@code -collection}: its document,
+ * its two segment readers and the parser they share are nested classes, as in Anserini's own collections, whose
+ * {@code IndexCollection} finds a collection's parts through that one class.
  */
 public class SpladeVectorCollection extends DocumentCollection<SpladeVectorCollection.Document> {
   /** System property: exit the JVM with status 1 on the first malformed input. */
