@@ -107,6 +107,17 @@ def test_query_weights_are_the_float64_formulas_under_concurrent_callers(callers
             assert _as_lists(got) == _as_lists(reference[name]), name
 
 
+def test_query_weights_one_query_at_a_time_are_the_float64_formulas(tiny_encoder, collections, reference):
+    """A query alone takes the compiled screen (a batch's positions go through the BLAS): the same weights."""
+    from splade_pyserini.query_encoder import ScreenedProjection
+
+    texts = _queries(collections["cranfield"])
+    assert len(tiny_encoder.tokenize(texts[:1], tiny_encoder.card.query_max_length)[0]) <= ScreenedProjection.SMALL_ROWS
+    for name, collection in collections.items():
+        got = [tiny_encoder.quantized_queries([t])[0] for t in _queries(collection)]
+        assert _as_lists(got) == _as_lists(reference[name]), name
+
+
 @pytest.mark.parametrize("callers", [1, 2, 4])
 def test_searcher_encodes_and_searches_the_same_under_concurrent_callers(callers, tiny_encoder, cranfield_pipeline,
                                                                          reference):
@@ -167,6 +178,9 @@ def _child(out, cranfield, vaswani, tiny_model):
     encoder = load_encoder(tiny_model, device="cpu")
     result = {name: encoder.quantized_queries(_queries(Path(c))) for name, c in
               (("cranfield", cranfield), ("vaswani", vaswani))}
+    # each query alone too: a query or two take the compiled screen (query_kernels.screen_mask), a batch the BLAS
+    result.update({f"{name}-alone": [encoder.quantized_queries([t])[0] for t in _queries(Path(c))] for name, c in
+                   (("cranfield", cranfield), ("vaswani", vaswani))})
     if os.environ.get("WITH_DOCS"):
         batch = encoder.encode(_documents(Path(cranfield)), "document", exact=True)
         from splade_pyserini.encoder import quantize
@@ -222,5 +236,6 @@ def test_query_weights_are_identical_under_other_cpu_kernels(machine, tmp_path, 
         assert got["capability"].lower() == env["ATEN_CPU_CAPABILITY"].lower() or env["ATEN_CPU_CAPABILITY"] == "avx512"
     for name in ("cranfield", "vaswani"):
         assert _as_lists(got[name]) == _as_lists(reference[name]), (machine, name)
+        assert _as_lists(got[f"{name}-alone"]) == _as_lists(reference[name]), (machine, name, "one at a time")
     if docs:
         assert _as_lists(got["cranfield-docs"]) == _as_lists(request.getfixturevalue("doc_reference")), machine
