@@ -142,8 +142,7 @@ def bench_index(vectors_dir: str | os.PathLike | None = None, synthetic_docs: in
     ``uniform``, in ``2 * threads`` shards. ``check``: also compare
     the indexes' postings (default: for corpora up to 20,000 documents).
     """
-    from .. import javaext
-    from .. import javabuild
+    from .. import javabuild, javaext
 
     if javabuild.extension_jar() is None:
         raise SpladeError("the Java extension is not available (no javac >= 21); nothing to compare.")
