@@ -110,3 +110,63 @@ def test_bench_scale_sizes_are_checked():
     for bad in ("1e5", "", "0", "10,-1"):
         with pytest.raises(SpladeError, match="--synthetic must be comma-separated"):
             parse_counts(bad, "--synthetic")
+
+
+def _reference_vectors(out, docs, shards, seed, terms=150, float_scale=None):
+    """The fitted synthetic documents written the straightforward way, one document and one posting at a time,
+    drawing from the generator in the order `synthetic_vectors` documents (per block of 2,000: lengths, Zipf term
+    draws, one uniform per distinct (document, term) for the order, impacts; then any float noise per document)."""
+    import json
+    import math
+
+    import numpy as np
+
+    from splade_pyserini.bench import synthetic as syn
+
+    rng = np.random.default_rng(seed)
+    vocab = syn.synthetic_vocab(30_000)
+    cdf = np.cumsum(1.0 / np.arange(1, len(vocab) + 1))
+    cdf /= cdf[-1]
+    lines = [[] for _ in range(shards)]
+    for start in range(0, docs, 2000):
+        n = min(2000, docs - start)
+        mu = math.log(terms) - syn.DOC_LENGTH_SIGMA ** 2 / 2
+        lengths = np.clip(np.rint(rng.lognormal(mu, syn.DOC_LENGTH_SIGMA, n)), 1, 4 * terms).astype(int).tolist()
+        draws = rng.random(sum(2 * length + 8 for length in lengths))
+        at, distinct = 0, []
+        for length in lengths:
+            distinct.append(sorted({int(np.searchsorted(cdf, u, side="right")) for u in draws[at:at + 2 * length + 8]}))
+            at += 2 * length + 8
+        shuffle = iter(rng.random(sum(map(len, distinct))).tolist())
+        rows = []
+        for length, row in zip(lengths, distinct):
+            keyed = [(next(shuffle), i, t) for i, t in enumerate(row)]
+            rows.append([t for _, _, t in sorted(keyed)][:length])
+        impacts = iter(np.clip(np.rint(syn.DOC_WEIBULL_SCALE * rng.weibull(syn.DOC_WEIBULL_SHAPE, sum(map(len, rows)))),
+                               1, syn.FITTED_MAX_IMPACT).astype(int).tolist())
+        weights = [[next(impacts) for _ in row] for row in rows]
+        for i, (row, ws) in enumerate(zip(rows, weights)):
+            if float_scale:
+                noise = rng.uniform(-0.49, 0.49, len(row))
+                noise[rng.random(len(row)) < 0.1] = 0.5
+                ws = [(w + e) / float_scale for w, e in zip(ws, noise.tolist())]
+            doc = {"id": f"doc{start + i}", "contents": "", "vector": {vocab[t]: w for t, w in zip(row, ws)}}
+            lines[(start + i) % shards].append(json.dumps(doc) + "\n")
+    for s, shard in enumerate(lines):
+        (out / f"part-{s:05d}.jsonl").write_text("".join(shard))
+
+
+@pytest.mark.parametrize("float_scale", [None, 4.0])
+def test_synthetic_vectors_equal_a_one_document_at_a_time_reference(tmp_path, float_scale):
+    """The vectorised writer gives, byte for byte, the files of a plain reference drawing the same random numbers
+    (more than one block of 2,000 documents, several shards, integer and float weights)."""
+    from splade_pyserini.bench.synthetic import synthetic_vectors
+
+    (tmp_path / "ref").mkdir()
+    _reference_vectors(tmp_path / "ref", 2300, shards=3, seed=5, terms=40, float_scale=float_scale)
+    info = synthetic_vectors(tmp_path / "new", 2300, terms=40, shards=3, seed=5, float_scale=float_scale)
+    names = sorted(p.name for p in (tmp_path / "ref").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "new").iterdir()) and len(names) == 3
+    for name in names:
+        assert (tmp_path / "new" / name).read_bytes() == (tmp_path / "ref" / name).read_bytes(), name
+    assert info["docs"] == 2300

@@ -68,13 +68,31 @@ def synthetic_vocab(size: int = 30_000, seed: int = 0) -> list[str]:
     return vocab
 
 
-def _zipf_cdf(vocab_size: int, exponent: float) -> np.ndarray:
-    cdf = np.cumsum(np.arange(1, vocab_size + 1, dtype=np.float64) ** -exponent)
-    return cdf / cdf[-1]
+class _Zipf:
+    """Term ids ``0..size-1`` with chance ``(id + 1) ** -exponent``, from uniform draws in [0, 1) by the inverse
+    cdf (``searchsorted(cdf, u, side="right")``), sped up by a guide table: the answers at ``b / 2**20`` bound those
+    of the draws in ``[b, b + 1) / 2**20``, and only the few draws whose bounds differ are searched."""
+
+    GUIDE_BITS = 20
+
+    def __init__(self, size: int, exponent: float):
+        cdf = np.cumsum(np.arange(1, size + 1, dtype=np.float64) ** -exponent)
+        self.cdf = cdf / cdf[-1]
+        self.size = size
+        edges = np.arange((1 << self.GUIDE_BITS) + 1, dtype=np.float64) / (1 << self.GUIDE_BITS)  # exact
+        self.guide = np.searchsorted(self.cdf, edges, side="right").astype(np.int32)
+
+    def terms(self, u: np.ndarray) -> np.ndarray:
+        bucket = (u * (1 << self.GUIDE_BITS)).astype(np.int64)  # exact: u is a multiple of 2**-53
+        low, high = self.guide[bucket], self.guide[bucket + 1]
+        out = low.astype(np.int64)
+        unsure = np.flatnonzero(low != high)
+        out[unsure] = np.searchsorted(self.cdf, u[unsure], side="right")
+        return out.clip(0, self.size - 1)
 
 
-def _zipf_terms(rng, cdf: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    return np.searchsorted(cdf, rng.random((rows, cols)), side="right").clip(0, len(cdf) - 1)
+def _zipf_terms(rng, zipf: _Zipf, rows: int, cols: int) -> np.ndarray:
+    return zipf.terms(rng.random(rows * cols)).reshape(rows, cols)
 
 
 def _log_uniform_weights(rng, n: int, max_weight: int) -> np.ndarray:
@@ -105,18 +123,79 @@ def _lengths(rng, n: int, mean: int, sigma: float, fitted: bool) -> np.ndarray:
     return np.clip(np.rint(rng.lognormal(mu, sigma, n)), 1, 4 * mean).astype(np.int64)
 
 
-def _distinct_terms(rng, cdf: np.ndarray, lengths: np.ndarray, offset: int = 0) -> list[np.ndarray]:
-    """For each row, ``lengths[i]`` distinct Zipf terms in random order (a term's chance grows with its frequency)."""
-    n, vocab = len(lengths), len(cdf)
+def _distinct_terms_flat(rng, zipf: _Zipf, lengths: np.ndarray, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, ``lengths[i]`` distinct Zipf terms in random order (a term's chance grows with its frequency),
+    all rows concatenated, and each row's count (fewer than asked only if the draws held too few distinct terms)."""
+    n, vocab = len(lengths), zipf.size
     draws = (lengths * 2 + 8).astype(np.int64)  # twice the length: enough distinct terms even with Zipf repeats
     row_of = np.repeat(np.arange(n, dtype=np.int64), draws)
-    terms = np.searchsorted(cdf, rng.random(len(row_of)), side="right").clip(0, vocab - 1)
-    keys = np.unique(row_of * vocab + terms)  # distinct (row, term), sorted by row
+    terms = zipf.terms(rng.random(len(row_of)))
+    keys = np.sort(row_of * vocab + terms)
+    keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if len(keys) else keys  # distinct (row, term)
     rows, terms = keys // vocab, keys % vocab
-    order = np.lexsort((rng.random(len(keys)), rows))  # a random order within each row
+    # a random order within each row: sort by (row, uniform draw); rng.random() is a multiple of 2**-53, so the
+    # pair packs exactly into one uint64 (row < 2**11), and a stable sort breaks equal draws by position
+    shuffle = (rng.random(len(keys)) * 2.0 ** 53).astype(np.uint64)
+    if n >= 1 << 11:
+        order = np.lexsort((shuffle, rows))
+    else:
+        order = np.argsort((rows.astype(np.uint64) << np.uint64(53)) | shuffle, kind="stable")
     rows, terms = rows[order], terms[order]
     starts = np.searchsorted(rows, np.arange(n + 1))
-    return [terms[starts[i]:min(starts[i] + int(lengths[i]), starts[i + 1])] + offset for i in range(n)]
+    keep = np.arange(len(rows)) - starts[rows] < lengths[rows]
+    counts = np.minimum(starts[1:] - starts[:-1], lengths)
+    return terms[keep] + offset, counts
+
+
+def _distinct_terms(rng, zipf: _Zipf, lengths: np.ndarray, offset: int = 0) -> list[np.ndarray]:
+    """:func:`_distinct_terms_flat` split into one array per row."""
+    terms, counts = _distinct_terms_flat(rng, zipf, lengths, offset)
+    return np.split(terms, np.cumsum(counts)[:-1]) if len(counts) else []
+
+
+class _Pieces:
+    """Strings as one UTF-8 byte array with each string's offset and length, to assemble text by index arrays."""
+
+    def __init__(self, strings: list[str]):
+        encoded = [t.encode("utf-8") for t in strings]
+        self.lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        self.starts = np.cumsum(self.lengths) - self.lengths
+        self.data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+
+    def plus(self, other: "_Pieces") -> "_Pieces":
+        both = _Pieces([])
+        both.lengths = np.concatenate((self.lengths, other.lengths))
+        both.starts = np.concatenate((self.starts, other.starts + len(self.data)))
+        both.data = np.concatenate((self.data, other.data))
+        return both
+
+    def join(self, ids: np.ndarray) -> tuple[bytes, np.ndarray]:
+        """The strings ``ids`` concatenated, and where each one starts in the result."""
+        lengths = self.lengths[ids]
+        at = np.cumsum(lengths) - lengths
+        index = np.repeat(self.starts[ids] - at, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
+        return self.data[index].tobytes(), at
+
+
+def _json_lines(fixed: _Pieces, block: _Pieces, terms: np.ndarray, value_ids: np.ndarray, counts: np.ndarray,
+                separator: int) -> tuple[bytes, np.ndarray]:
+    """JsonVectorCollection lines of a block of documents, and where each line starts: ``fixed`` holds the quoted
+    terms (``"term": ``), the weights and, at ``separator`` and ``separator + 1``, ``", "`` and the end of a line;
+    ``block`` the documents' line heads, then any per-posting weights; ``terms`` and ``value_ids`` (into ``fixed``
+    and then ``block``) give each posting, ``counts`` the postings of each document."""
+    n = len(counts)
+    firsts = np.cumsum(counts) - counts  # each document's first posting
+    heads = np.arange(n) + 3 * firsts  # a line: its head, then (term, weight, separator) per posting
+    ids = np.empty(n + 3 * len(terms), dtype=np.int64)
+    ids[heads] = len(fixed.lengths) + np.arange(n)
+    rows = np.repeat(np.arange(n), counts)
+    at = heads[rows] + 1 + 3 * (np.arange(len(terms)) - firsts[rows])
+    ids[at] = terms
+    ids[at + 1] = value_ids
+    ids[at + 2] = separator
+    ids[(heads + 3 * counts)[counts > 0]] = separator + 1
+    text, starts = fixed.plus(block).join(ids)
+    return text, starts[heads]
 
 
 def synthetic_vectors(out_dir: str | os.PathLike, docs: int, terms: int = 150, max_weight: int | None = None,
@@ -128,6 +207,8 @@ def synthetic_vectors(out_dir: str | os.PathLike, docs: int, terms: int = 150, m
     (module docstring), impacts at most ``max_weight`` (default 140). ``"loguniform"`` (1..``max_weight``, default
     300; mean ~52) or ``"uniform"``: exactly ``terms`` terms a document. With ``float_scale``, weights are written as
     floats ``w / scale`` plus noise (some exactly on .5 boundaries), to exercise quantisation. Returns counts.
+    Documents are drawn 2,000 at a time (the same seed gives the same files) and each shard's lines of a block are
+    written at once.
     """
     if weights not in WEIGHTS:
         raise SpladeError(f"weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
@@ -136,10 +217,11 @@ def synthetic_vectors(out_dir: str | os.PathLike, docs: int, terms: int = 150, m
     rng = np.random.default_rng(seed)
     vocab = synthetic_vocab(vocab_size)  # one vocabulary for every seed: synthetic_queries draws from it too
     quoted = [json.dumps(t) + ": " for t in vocab]
-    cdf = _zipf_cdf(len(vocab), 1.0)
+    zipf = _Zipf(len(vocab), 1.0)
     shards = max(1, min(shards, docs)) if docs else 1
-    files = [open(out / f"part-{s:05d}.jsonl", "w", encoding="utf-8") for s in range(shards)]
+    files = [open(out / f"part-{s:05d}.jsonl", "wb") for s in range(shards)]
     numbers = [str(i) for i in range(max(max_weight or FITTED_MAX_IMPACT, 300) + 1)]
+    fixed = _Pieces(quoted + numbers + [", ", "}}\n"])  # terms, integer weights, the two separators
     postings = 0
     total = 0
     try:
@@ -147,22 +229,31 @@ def synthetic_vectors(out_dir: str | os.PathLike, docs: int, terms: int = 150, m
         for start in range(0, docs, block):
             n = min(block, docs - start)
             lengths = _lengths(rng, n, terms, DOC_LENGTH_SIGMA, weights == "fitted")
-            rows = _distinct_terms(rng, cdf, lengths)
-            impacts_all = _impacts(rng, int(sum(len(r) for r in rows)), weights, max_weight)
-            at = 0
-            for i, row in enumerate(rows):
-                impacts = impacts_all[at:at + len(row)]
-                at += len(row)
-                if float_scale:
-                    noise = rng.uniform(-0.49, 0.49, len(row))
-                    noise[rng.random(len(row)) < 0.1] = 0.5  # exactly on the rounding boundary
-                    values = [repr((w + e) / float_scale) for w, e in zip(impacts.tolist(), noise.tolist())]
-                else:
-                    values = [numbers[w] for w in impacts.tolist()]
-                body = ", ".join([quoted[t] + v for t, v in zip(row.tolist(), values)])
-                files[(start + i) % shards].write(f'{{"id": "doc{start + i}", "contents": "", "vector": {{{body}}}}}\n')
-                postings += len(row)
-                total += int(impacts.sum())
+            flat, counts = _distinct_terms_flat(rng, zipf, lengths)
+            impacts = _impacts(rng, len(flat), weights, max_weight)
+            if float_scale:  # noise drawn document by document, as the weights are read
+                noise = []
+                for size in counts.tolist():
+                    part = rng.uniform(-0.49, 0.49, size)
+                    part[rng.random(size) < 0.1] = 0.5  # exactly on the rounding boundary
+                    noise.extend(part.tolist())
+                values = [repr((w + e) / float_scale) for w, e in zip(impacts.tolist(), noise)]
+                value_ids = len(fixed.lengths) + n + np.arange(len(flat))
+            else:
+                values, value_ids = [], len(vocab) + impacts
+            heads = [f'{{"id": "doc{start + i}", "contents": "", "vector": {{' + ("" if c else "}}\n")
+                     for i, c in enumerate(counts.tolist())]
+            text, line_starts = _json_lines(fixed, _Pieces(heads + values), flat, value_ids, counts,
+                                            separator=len(vocab) + len(numbers))
+            if shards == 1:
+                files[0].write(text)
+            else:
+                bounds = line_starts.tolist() + [len(text)]
+                for s in range(shards):  # document start + i goes to shard (start + i) % shards
+                    lines = range((s - start) % shards, n, shards)
+                    files[s].write(b"".join(text[bounds[i]:bounds[i + 1]] for i in lines))
+            postings += len(flat)
+            total += int(impacts.sum())
     finally:
         for f in files:
             f.close()
@@ -180,11 +271,11 @@ def synthetic_queries(n: int, terms: int = 30, max_weight: int | None = None, se
     rng = np.random.default_rng(seed)
     vocab = synthetic_vocab(vocab_size, 0)
     skip = min(100, len(vocab) // 10)  # like stopwords, the most frequent terms rarely weigh in a SPLADE query
-    cdf = _zipf_cdf(len(vocab) - skip, 0.8)
+    zipf = _Zipf(len(vocab) - skip, 0.8)
     if weights == "fitted":
-        rows = _distinct_terms(rng, cdf, _lengths(rng, n, terms, QUERY_LENGTH_SIGMA, True), offset=skip)
+        rows = _distinct_terms(rng, zipf, _lengths(rng, n, terms, QUERY_LENGTH_SIGMA, True), offset=skip)
     else:
-        rows = [np.array(list(dict.fromkeys(r.tolist()))) for r in _zipf_terms(rng, cdf, n, terms) + skip]
+        rows = [np.array(list(dict.fromkeys(r.tolist()))) for r in _zipf_terms(rng, zipf, n, terms) + skip]
     queries: dict[str, dict[str, float]] = {}
     for i, row in enumerate(rows):
         impacts = _impacts(rng, len(row), weights, max_weight, query=True).tolist()
