@@ -17,8 +17,14 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * Anserini's IndexCollection, strict: the same options, plus {@code -splade.scale S} (sets {@code splade.scale}),
- * and failures end the JVM with a non-zero status instead of a log line and exit 0.
+ * Anserini's IndexCollection, strict: the same options, plus {@code -splade.scale S} (sets {@code splade.scale}) and
+ * {@code -splade.writer segments|documents}, and failures end the JVM with a non-zero status instead of a log line
+ * and exit 0.
+ *
+ * <p>Writers: {@code segments} (the default for {@code SpladeVectorCollection} + {@code SpladeImpactGenerator}) builds
+ * each batch of documents' postings in memory and adds it as a segment ({@link SegmentIndexer}); {@code documents}
+ * is Anserini's IndexCollection, one Lucene document at a time. Both write the same index. Options the segments writer
+ * does not support (e.g. {@code -uniqueDocid}, another collection) take the documents writer, with a notice.
  *
  * <ul>
  *   <li>malformed input: {@code ERROR SpladeVectorCollection: file:line: ...}, exit 1 (sets
@@ -32,11 +38,21 @@ public final class SpladeIndexCollection {
   private SpladeIndexCollection() {
   }
 
+  /** Option choosing the writer: {@code segments} or {@code documents}. */
+  public static final String WRITER_OPTION = "-splade.writer";
+
   public static void main(String[] argv) throws Exception {
     LoggingBootstrap.installJulToSlf4jBridge();
     List<String> rest = new ArrayList<>();
+    String writer = null;
     for (int i = 0; i < argv.length; i++) {
-      if ("-splade.scale".equals(argv[i])) {
+      if (WRITER_OPTION.equals(argv[i])) {
+        if (i + 1 >= argv.length || !List.of("segments", "documents").contains(argv[i + 1])) {
+          System.err.println("ERROR: " + WRITER_OPTION + " needs a value: segments or documents");
+          System.exit(2);
+        }
+        writer = argv[++i];
+      } else if ("-splade.scale".equals(argv[i])) {
         if (i + 1 >= argv.length) {
           System.err.println("ERROR: -splade.scale needs a value");
           System.exit(2);
@@ -63,6 +79,21 @@ public final class SpladeIndexCollection {
       System.exit(2);
     }
 
+    String unsupported = SegmentIndexer.unsupported(args);
+    if (!"documents".equals(writer) && unsupported == null) {
+      runSegments(args);
+      return;
+    }
+    if ("segments".equals(writer)) {
+      System.err.println("ERROR: " + WRITER_OPTION + " segments does not support " + unsupported
+          + "; use " + WRITER_OPTION + " documents");
+      System.exit(2);
+    }
+    if (writer == null) {
+      System.err.println("NOTE: indexing one document at a time (" + WRITER_OPTION + " documents): the segments"
+          + " writer does not support " + unsupported);
+    }
+
     IndexCollection indexer;
     try {
       indexer = new IndexCollection(args);
@@ -77,7 +108,25 @@ public final class SpladeIndexCollection {
       System.err.println("ERROR SpladeIndexCollection: " + e.getMessage());
       System.exit(1);
     }
-    Counters c = indexer.getCounters();
+    finish(indexer.getCounters(), args);
+  }
+
+  private static void runSegments(IndexCollection.Args args) throws Exception {
+    SegmentIndexer indexer = new SegmentIndexer(args);
+    try {
+      indexer.run();
+    } catch (IllegalArgumentException e) {
+      System.err.println("ERROR: " + e.getMessage());
+      System.exit(2);
+    } catch (RuntimeException e) {
+      System.err.println("ERROR SpladeIndexCollection: " + e);
+      System.exit(1);
+    }
+    finish(indexer.counters(), args);
+  }
+
+  /** Checks the counters, prints SPLADE_INDEX_STATS and ends the JVM. */
+  private static void finish(Counters c, IndexCollection.Args args) {
     if (c.errors.get() > 0) {
       System.err.println("ERROR SpladeIndexCollection: " + c.errors.get()
           + " input file(s) could not be read completely (see the log above)");

@@ -662,6 +662,7 @@ public final class SpladeTests {
     });
 
     io.anserini.search.CompactSearchTests.tests(tmp).forEach((name, body) -> test(name, body::run));
+    SegmentWriterTests.tests(tmp).forEach((name, body) -> test(name, body::run));
 
     test("batch search validates its arrays", () -> {
       Path index = tmp.resolve("index");
