@@ -87,13 +87,8 @@ final class CompactImpactSearch {
     return limit;
   }
 
-  /**
-   * Searches one segment ({@code m} terms: their postings and integer boosts) into {@code top}; false (nothing
-   * done) when the int sums would not be exact.
-   */
-  boolean search(CompactImpacts.Postings[] terms, int[] termBoosts, int m, int shift, int docBase, int maxDoc,
-                 TopHits top) {
-    ensureTerms(m);
+  /** Whether every product of an impact and a boost is an exact float and the bounds add up below 2^31. */
+  static boolean exactInts(CompactImpacts.Postings[] terms, int[] termBoosts, int m) {
     long total = 0;
     for (int t = 0; t < m; t++) {
       long product = (long) terms[t].max * termBoosts[t];
@@ -102,9 +97,20 @@ final class CompactImpactSearch {
       }
       total += product;
     }
-    if (total >= Integer.MAX_VALUE) {
+    return total < Integer.MAX_VALUE;
+  }
+
+  /**
+   * Searches one segment ({@code m} terms: their postings and integer boosts) into {@code top}; false (nothing
+   * done) when the int sums would not be exact. {@code done}: null, or a bit per block of 2^{@code blockShift}
+   * docids whose documents were offered already (by {@link BlockMaxSearch} before it gave up), not offered again.
+   */
+  boolean search(CompactImpacts.Postings[] terms, int[] termBoosts, int m, int shift, int docBase, int maxDoc,
+                 TopHits top, long[] done, int blockShift) {
+    if (!exactInts(terms, termBoosts, m)) {
       return false;
     }
+    ensureTerms(m);
     System.arraycopy(terms, 0, postings, 0, m);
     System.arraycopy(termBoosts, 0, boosts, 0, m);
     limitFor = Float.NaN;
@@ -113,13 +119,13 @@ final class CompactImpactSearch {
     }
     int windows = (int) (((long) maxDoc + acc.length - 1) >>> shift);
     for (int w = 0; w < windows; w++) {
-      searchWindow(w, m, docBase + (w << shift), top);
+      searchWindow(w, m, docBase + (w << shift), top, done, shift, blockShift);
     }
     Arrays.fill(postings, 0, m, null);
     return true;
   }
 
-  private void searchWindow(int w, int m, int base, TopHits top) {
+  private void searchWindow(int w, int m, int base, TopHits top, long[] done, int shift, int blockShift) {
     long bound = 0;
     for (int t = 0; t < m; t++) {
       bound += postings[t].windowMax[w] * boosts[t];
@@ -136,6 +142,14 @@ final class CompactImpactSearch {
       if (to > from) {
         scatter(p, from, to, boosts[t], acc);
         length = Math.max(length, p.docs[to - 1] + 1);
+      }
+    }
+    if (done != null) {
+      int first = w << (shift - blockShift);
+      for (int b = first, end = first + (1 << (shift - blockShift)); b < end; b++) {
+        if ((done[b >>> 6] & (1L << b)) != 0) {
+          Arrays.fill(acc, (b - first) << blockShift, (b - first + 1) << blockShift, 0);
+        }
       }
     }
     offerAll(length, base, top);

@@ -29,20 +29,26 @@ import java.util.concurrent.atomic.AtomicLong;
  * docids (2^15 by default); a posting is its docid relative to its window (a {@code char}, 2 bytes) and its
  * impact (a {@code byte} when the term's largest impact is at most 255, else a {@code char}): 3 bytes a posting (4
  * for terms with larger impacts). A window's postings of a term are one contiguous slice ({@code starts[w] ..
- * starts[w + 1]}), and each window has the term's largest impact in it (an exact per-window bound). Deleted
+ * starts[w + 1]}), and each window has the term's largest impact in it (an exact per-window bound). Each window is
+ * also split into blocks of {@link #block} docids (2^6 by default), each with the term's largest impact in it and
+ * where its postings start in the window's slice, for the block-max search ({@link BlockMaxSearch}). Deleted
  * documents are left out (a reader never changes its deletions). A term whose impacts exceed 65,535 is not copied
  * (its queries take Lucene's postings).
  *
  * <p>Built per term the first time a query uses it in a segment (read through Lucene once, in bulk; kept for the
  * searcher's life), within a memory budget: a term that would take the copies past it is not copied, and queries
  * using it search that segment through Lucene's postings instead (logged once). Memory: 3 or 4 bytes a posting plus
- * 6 bytes a window per term (4 + 2), plus a map entry (about 100 bytes) per term and segment.
+ * 6 bytes a window and 3 bytes a block (4 for terms with impacts above 255) per term, plus a map entry (about 100
+ * bytes) per term and segment: for blocks of 64 docids, 3 bytes per 64 documents of the segment per copied term,
+ * about 1 byte a posting for a term in 5% of the documents.
  */
 final class CompactImpacts {
   private static final Logger LOG = LogManager.getLogger(CompactImpacts.class);
 
   /** log2 of the docids per window by default (6 to 16: window-relative docids are chars). */
   static final int DEFAULT_SHIFT = Integer.getInteger("splade.search.compactShift", 15);
+  /** log2 of the docids per block by default (at most the window's). */
+  static final int DEFAULT_BLOCK_SHIFT = Integer.getInteger("splade.search.blockShift", 6);
   /** The default budget: half the JVM's largest heap. */
   static final long DEFAULT_MAX_BYTES =
       Long.getLong("splade.search.compactMaxBytes", Runtime.getRuntime().maxMemory() / 2);
@@ -61,14 +67,24 @@ final class CompactImpacts {
     final char[] windowMax;
     /** The largest impact in the segment. */
     final int max;
+    /** Block b's postings start at starts[w] + blockStarts[b] (w: its window) and end where block b + 1's do. */
+    final char[] blockStarts;
+    /** The largest impact in each block, when the largest is at most 255 (else null; 0 in an empty block). */
+    final byte[] blockMax8;
+    /** The largest impact in each block, when the largest exceeds 255 (else null). */
+    final char[] blockMax16;
 
-    Postings(int[] starts, char[] docs, byte[] impacts8, char[] impacts16, char[] windowMax, int max) {
+    Postings(int[] starts, char[] docs, byte[] impacts8, char[] impacts16, char[] windowMax, int max,
+             char[] blockStarts, byte[] blockMax8, char[] blockMax16) {
       this.starts = starts;
       this.docs = docs;
       this.impacts8 = impacts8;
       this.impacts16 = impacts16;
       this.windowMax = windowMax;
       this.max = max;
+      this.blockStarts = blockStarts;
+      this.blockMax8 = blockMax8;
+      this.blockMax16 = blockMax16;
     }
 
     int impact(int i) {
@@ -76,20 +92,24 @@ final class CompactImpacts {
     }
 
     long bytes() {
-      return bytes(docs.length, starts.length - 1, impacts8 == null);
+      return bytes(docs.length, starts.length - 1, blockStarts.length, impacts8 == null);
     }
 
-    static long bytes(long postings, int windows, boolean wide) {
-      return postings * (wide ? 4 : 3) + 6L * windows + 64;
+    static long bytes(long postings, int windows, int blocks, boolean wide) {
+      return postings * (wide ? 4 : 3) + 6L * windows + (wide ? 4L : 3L) * blocks + 96;
     }
   }
 
   /** A term left to Lucene's postings (its impacts too large, or over the budget). */
-  private static final Postings NONE = new Postings(new int[1], new char[0], new byte[0], null, new char[0], 0);
+  private static final Postings NONE =
+      new Postings(new int[1], new char[0], new byte[0], null, new char[0], 0, new char[0], new byte[0], null);
 
   /** log2 of the docids per window, and the window. */
   final int shift;
   final int window;
+  /** log2 of the docids per block, and the block. */
+  final int blockShift;
+  final int block;
   private final ConcurrentHashMap<BytesRef, Postings>[] perLeaf;
   private final int[] maxDocs;
   private final Bits[] liveDocs;
@@ -98,13 +118,19 @@ final class CompactImpacts {
   private final AtomicBoolean overBudgetLogged = new AtomicBoolean();
 
   @SuppressWarnings("unchecked")
-  CompactImpacts(IndexReader reader, long maxBytes, int shift) {
+  CompactImpacts(IndexReader reader, long maxBytes, int shift, int blockShift) {
     if (shift < 6 || shift > 16) {
       throw new IllegalArgumentException("the compact postings' windows must have 2^6 to 2^16 docids, got 2^" + shift
           + " (system property splade.search.compactShift)");
     }
+    if (blockShift < 3 || blockShift > shift) {
+      throw new IllegalArgumentException("the compact postings' blocks must have 2^3 docids to a window's (2^" + shift
+          + "), got 2^" + blockShift + " (system property splade.search.blockShift)");
+    }
     this.shift = shift;
     this.window = 1 << shift;
+    this.blockShift = blockShift;
+    this.block = 1 << blockShift;
     int leaves = reader.leaves().size();
     perLeaf = new ConcurrentHashMap[leaves];
     maxDocs = new int[leaves];
@@ -143,8 +169,9 @@ final class CompactImpacts {
   private Postings build(int leaf, BytesRef term, TermsEnum terms) throws IOException {
     int maxDoc = maxDocs[leaf];
     int windows = (int) (((long) maxDoc + window - 1) >>> shift);
+    int blocks = windows << (shift - blockShift);
     int docFreq = terms.docFreq();
-    long reserve = Postings.bytes(docFreq, windows, true); // the most it can take, corrected below
+    long reserve = Postings.bytes(docFreq, windows, blocks, true); // the most it can take, corrected below
     if (used.addAndGet(reserve) > maxBytes) {
       used.addAndGet(-reserve);
       if (overBudgetLogged.compareAndSet(false, true)) {
@@ -160,6 +187,8 @@ final class CompactImpacts {
     char[] docs = new char[docFreq];
     int[] impacts = new int[docFreq];
     char[] windowMax = new char[windows];
+    int[] blockCounts = new int[blocks];
+    char[] blockMax = new char[blocks];
     int max = 0;
     int n = 0;
     PostingsEnum postings = terms.postings(null, PostingsEnum.FREQS);
@@ -178,6 +207,9 @@ final class CompactImpacts {
         docs[n] = (char) (doc & (window - 1));
         impacts[n] = impact;
         windowMax[w] = (char) Math.min(65535, Math.max(windowMax[w], impact));
+        int b = doc >>> blockShift;
+        blockCounts[b]++;
+        blockMax[b] = (char) Math.min(65535, Math.max(blockMax[b], impact));
         max = Math.max(max, impact);
         n++;
       }
@@ -186,7 +218,7 @@ final class CompactImpacts {
       starts[w + 1] += starts[w];
     }
     boolean wide = max > 255;
-    long bytes = Postings.bytes(n, windows, wide);
+    long bytes = Postings.bytes(n, windows, blocks, wide);
     used.addAndGet(bytes - reserve);
     if (max > 65535) {
       used.addAndGet(-bytes);
@@ -194,6 +226,23 @@ final class CompactImpacts {
     }
     if (n < docFreq) {
       docs = Arrays.copyOf(docs, n);
+    }
+    char[] blockStarts = new char[blocks]; // offsets within the window's slice: at most a window's docids
+    int perWindow = 1 << (shift - blockShift);
+    for (int b = 0, offset = 0; b < blocks; b++) {
+      offset = (b & (perWindow - 1)) == 0 ? 0 : offset;
+      blockStarts[b] = (char) offset;
+      offset += blockCounts[b];
+    }
+    byte[] blockMax8 = null;
+    char[] blockMax16 = null;
+    if (wide) {
+      blockMax16 = blockMax;
+    } else {
+      blockMax8 = new byte[blocks];
+      for (int b = 0; b < blocks; b++) {
+        blockMax8[b] = (byte) blockMax[b];
+      }
     }
     byte[] impacts8 = null;
     char[] impacts16 = null;
@@ -208,6 +257,6 @@ final class CompactImpacts {
         impacts8[i] = (byte) impacts[i];
       }
     }
-    return new Postings(starts, docs, impacts8, impacts16, windowMax, max);
+    return new Postings(starts, docs, impacts8, impacts16, windowMax, max, blockStarts, blockMax8, blockMax16);
   }
 }

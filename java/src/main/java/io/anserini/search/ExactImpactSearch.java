@@ -26,9 +26,10 @@ import java.util.Map;
 
 /**
  * The exact top k of one query (one search thread's workspace, reused from query to query). Each segment is
- * searched on the compact in-memory copies of its postings ({@link CompactImpacts}, {@link CompactImpactSearch}:
- * int accumulators per window of docids) when every query term has one and the int sums are exact; otherwise on
- * Lucene's postings with MaxScore, window by window, with block-max bounds, as described below.
+ * searched on the compact in-memory copies of its postings ({@link CompactImpacts}; for small k by block-max
+ * pruning, {@link BlockMaxSearch}, else {@link CompactImpactSearch}: int accumulators per window of docids) when
+ * every query term has one and the int sums are exact; otherwise on Lucene's postings with MaxScore, window by
+ * window, with block-max bounds, as described below.
  *
  * <p>Scores are SimpleImpactSearcher's: a term's score in a document is ImpactSimilarity's {@code freq * boost} (a
  * float product, with the frequency as a float, as Lucene's TermScorer gets it), and Lucene's disjunctions add the
@@ -65,6 +66,15 @@ import java.util.Map;
 final class ExactImpactSearch {
   /** Docids per window (a power of two). */
   static final int WINDOW = Integer.getInteger("splade.search.window", 1 << 13);
+  /**
+   * Up to this k, a segment on the compact postings is searched by block-max pruning first ({@link
+   * BlockMaxSearch}); when its bounds prune too little it gives up, the rest of the segment is searched window by
+   * window ({@link CompactImpactSearch}), as every segment above this k, and the next {@link #BLOCK_MAX_RETRY}
+   * queries skip it (benchmarks/README.md).
+   */
+  static final int BLOCK_MAX_K = Integer.getInteger("splade.search.blockMaxK", 100);
+  /** After the block-max search gives up on a query, the next queries skip it until this many have passed. */
+  static final int BLOCK_MAX_RETRY = Integer.getInteger("splade.search.blockMaxRetry", 32);
   /** Below this, sums of integer-valued doubles are exact whatever the order of the additions. */
   static final double EXACT_SUM_LIMIT = 0x1p53;
   /** A non-essential term is looked up document by document (advance) when it has more than this many times as
@@ -80,6 +90,12 @@ final class ExactImpactSearch {
   /** The compact postings (null: Lucene's postings only) and their search. */
   private final CompactImpacts compact;
   private final CompactImpactSearch compactSearch = new CompactImpactSearch();
+  /** Block-max pruning on the compact postings, for k up to {@link #BLOCK_MAX_K}. */
+  final BlockMaxSearch blockMaxSearch = new BlockMaxSearch();
+  private int k;
+  /** Queries left before the block-max search is tried again, and the pause after it gives up. */
+  private int blockMaxPause;
+  int blockMaxRetry = BLOCK_MAX_RETRY;
   private CompactImpacts.Postings[] compactTerms = new CompactImpacts.Postings[64];
   private int[] compactBoosts = new int[64];
 
@@ -133,6 +149,8 @@ final class ExactImpactSearch {
       q++;
     }
     top.reset(k);
+    this.k = k;
+    blockMaxPause = Math.max(0, blockMaxPause - 1);
     List<LeafReaderContext> leaves = reader.leaves();
     for (int leafOrd = 0; leafOrd < leaves.size(); leafOrd++) {
       LeafReaderContext leaf = leaves.get(leafOrd);
@@ -190,8 +208,19 @@ final class ExactImpactSearch {
         m++;
       }
     }
+    long[] skip = null;
+    if (k <= BLOCK_MAX_K && blockMaxPause == 0) {
+      int outcome = blockMaxSearch.search(compactTerms, compactBoosts, m, compact.shift, compact.blockShift,
+          leaf.docBase, leaf.reader().maxDoc(), top);
+      if (outcome != BlockMaxSearch.GAVE_UP) {
+        Arrays.fill(compactTerms, 0, m, null);
+        return outcome == BlockMaxSearch.DONE;
+      }
+      blockMaxPause = blockMaxRetry;
+      skip = blockMaxSearch.evaluated;
+    }
     boolean done = compactSearch.search(compactTerms, compactBoosts, m, compact.shift, leaf.docBase,
-        leaf.reader().maxDoc(), top);
+        leaf.reader().maxDoc(), top, skip, compact.blockShift);
     Arrays.fill(compactTerms, 0, m, null);
     return done;
   }

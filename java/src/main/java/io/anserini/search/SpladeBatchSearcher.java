@@ -141,12 +141,16 @@ public class SpladeBatchSearcher implements Closeable {
    */
   public SpladeBatchSearcher(String indexDir, String field, int idCacheMaxBytes, long compactMaxBytes)
       throws IOException {
-    this(indexDir, field, idCacheMaxBytes, compactMaxBytes, CompactImpacts.DEFAULT_SHIFT);
+    this(indexDir, field, idCacheMaxBytes, compactMaxBytes, CompactImpacts.DEFAULT_SHIFT,
+        Math.min(CompactImpacts.DEFAULT_BLOCK_SHIFT, CompactImpacts.DEFAULT_SHIFT));
   }
 
-  /** As above, with windows of 2^{@code compactShift} docids in the compact postings (tests). */
-  SpladeBatchSearcher(String indexDir, String field, int idCacheMaxBytes, long compactMaxBytes, int compactShift)
-      throws IOException {
+  /**
+   * As above, with windows of 2^{@code compactShift} and blocks of 2^{@code blockShift} docids in the compact
+   * postings (tests).
+   */
+  SpladeBatchSearcher(String indexDir, String field, int idCacheMaxBytes, long compactMaxBytes, int compactShift,
+                      int blockShift) throws IOException {
     Path path = Paths.get(indexDir);
     if (!Files.isDirectory(path) || !Files.isReadable(path)) {
       throw new IOException(indexDir + " does not exist or is not a readable directory");
@@ -165,7 +169,8 @@ public class SpladeBatchSearcher implements Closeable {
     }
     this.idValuesSortable = sortable;
     this.maxImpacts = new MaxImpacts(reader);
-    this.compact = compactMaxBytes > 0 ? new CompactImpacts(reader, compactMaxBytes, compactShift) : null;
+    this.compact = compactMaxBytes > 0 ? new CompactImpacts(reader, compactMaxBytes, compactShift, blockShift)
+        : null;
     this.workspaces = ThreadLocal.withInitial(() -> new ExactImpactSearch(searcher, field, maxImpacts, compact));
   }
 
@@ -222,6 +227,25 @@ public class SpladeBatchSearcher implements Closeable {
   /** Bytes taken by the compact copies of the postings so far ({@link CompactImpacts}). */
   public long compactBytes() {
     return compact == null ? 0 : compact.bytesUsed();
+  }
+
+  /**
+   * This thread's block-max policy (tests): it gives up past 1 / {@code giveUp} of a segment's blocks (1: never),
+   * and is then skipped for {@code retry} queries.
+   */
+  void blockMaxPolicy(int giveUp, int retry) {
+    ExactImpactSearch search = workspaces.get();
+    search.blockMaxSearch.giveUp = giveUp;
+    search.blockMaxRetry = retry;
+  }
+
+  /**
+   * This thread's block-max search so far: blocks of the segments searched, blocks evaluated, segments searched,
+   * segments on which it gave up.
+   */
+  long[] blockMaxCounts() {
+    BlockMaxSearch search = workspaces.get().blockMaxSearch;
+    return new long[] {search.blocksSeen, search.blocksEvaluated, search.segments, search.gaveUp};
   }
 
   public int numDocs() {

@@ -23,7 +23,8 @@ import java.util.Set;
  * ascending (BytesRef order: unsigned bytes; a document without a value first, as SortField.Type.STRING_VAL's
  * comparator puts missing values), then Lucene docid ascending (the hit queue's last tie-break).
  *
- * <p>Documents are offered in docid order. {@link #threshold()} is the k-th largest score among those offered up
+ * <p>Documents are offered in docid order, or in any order (block-max search): the candidates are then put back in
+ * docid order before the final sort, which needs it among equal scores. {@link #threshold()} is the k-th largest score among those offered up
  * to the last selection (negative infinity before k offers), never above the k-th largest offered so far: a
  * document scoring below it cannot be in the top k, and the searcher may skip any document whose score bound is
  * below it. Documents scoring at least the threshold are kept as candidates (those equal to it too: the id decides
@@ -54,6 +55,9 @@ final class TopHits {
   private int[] candDocs = new int[1024];
   private int size;
   private int compactAt;
+  /** The last docid offered, and whether a docid came after a larger one. */
+  private int lastDoc;
+  private boolean unordered;
 
   /** Final order (candidate indexes), and the ids of the candidates: bytes ids[idStart[i] ..] or length -1. */
   private int[] perm = new int[1024];
@@ -75,6 +79,8 @@ final class TopHits {
   void reset(int k) {
     this.k = k;
     size = 0;
+    lastDoc = -1;
+    unordered = false;
     threshold = Float.NEGATIVE_INFINITY;
     compactAt = (int) Math.min(Math.max(k, 32L), Integer.MAX_VALUE - 1024);
   }
@@ -84,11 +90,13 @@ final class TopHits {
     return threshold;
   }
 
-  /** A document (global docid, larger than all offered before) and its score. */
+  /** A document (global docid, not offered before) and its score. */
   void offer(int doc, float score) {
     if (score < threshold) {
       return;
     }
+    unordered |= doc < lastDoc;
+    lastDoc = doc;
     if (size == candScores.length) {
       int grown = (int) Math.min(2L * candScores.length, Integer.MAX_VALUE - 8);
       candScores = Arrays.copyOf(candScores, grown);
@@ -173,6 +181,9 @@ final class TopHits {
   ScoredDocs result(IdCache cache) throws IOException {
     raiseThreshold(); // every candidate now scores at least the final k-th score
     int n = size;
+    if (unordered) {
+      sortByDoc(n);
+    }
     if (perm.length < n) {
       perm = new int[candScores.length];
       mergeTmp = new int[candScores.length];
@@ -231,6 +242,21 @@ final class TopHits {
     }
     size = 0;
     return docs;
+  }
+
+  /** The candidates [0, n) in docid order. */
+  private void sortByDoc(int n) {
+    long[] keys = new long[n];
+    for (int i = 0; i < n; i++) {
+      keys[i] = ((long) candDocs[i] << 32) | i;
+    }
+    Arrays.sort(keys);
+    float[] scores = Arrays.copyOf(candScores, n);
+    for (int i = 0; i < n; i++) {
+      int from = (int) keys[i];
+      candDocs[i] = (int) (keys[i] >>> 32);
+      candScores[i] = scores[from];
+    }
   }
 
   /** perm[0, n): the candidates by score descending, docid ascending (LSD radix sort on the float bits). */

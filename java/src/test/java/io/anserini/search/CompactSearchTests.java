@@ -114,23 +114,27 @@ public final class CompactSearchTests {
   }
 
   /**
-   * Compares the compact search (windows of 2^shift docids) and the search on Lucene's postings with
-   * SimpleImpactSearcher on every query at several k; returns how many queries' 50th hit ties with the 51st.
+   * Compares the compact search (windows of 2^shift docids, blocks of 2^blockShift: block-max pruning up to k = 100,
+   * windows above) and the search on Lucene's postings with SimpleImpactSearcher on every query at several k;
+   * returns how many queries' 50th hit ties with the 51st.
    */
-  private static int compareWithSimple(Path index, int shift) throws Exception {
+  private static int compareWithSimple(Path index, int shift, int blockShift, int giveUp) throws Exception {
     try (DirectoryReader reader = DirectoryReader.open(FSDirectory.open(index))) {
       check(reader.numDocs() < DOCS && reader.leaves().size() == 3, "3 segments with deletions");
     }
     int tiesAtK = 0;
     try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString(), "contents",
-        IdCache.DEFAULT_MAX_BYTES, 1L << 30, shift);
+        IdCache.DEFAULT_MAX_BYTES, 1L << 30, shift, blockShift);
          SpladeBatchSearcher lucene = new SpladeBatchSearcher(index.toString(), "contents",
              IdCache.DEFAULT_MAX_BYTES, 0);
          SimpleImpactSearcher simple = new SimpleImpactSearcher(index.toString())) {
       List<Map<String, Integer>> queries = queries();
-      for (int k : new int[] {1, 7, 50, 1000}) {
+      batch.blockMaxPolicy(giveUp, 2);
+      check(ExactImpactSearch.BLOCK_MAX_K >= 50 && ExactImpactSearch.BLOCK_MAX_K < 200, "both engines tested");
+      for (int k : new int[] {1, 7, 50, 200, 1000}) {
         for (int q = 0; q < queries.size(); q++) {
-          checkSame(batch, simple, queries.get(q), k, "compact windows 2^" + shift + " q" + q + " k=" + k);
+          checkSame(batch, simple, queries.get(q), k, "compact windows 2^" + shift + " blocks 2^" + blockShift
+              + " giving up past 1/" + giveUp + " q" + q + " k=" + k);
           checkSame(lucene, simple, queries.get(q), k, "Lucene's postings q" + q + " k=" + k);
         }
       }
@@ -141,6 +145,11 @@ public final class CompactSearchTests {
       check(simple.search(queries.get(20), 1000).length > 5, "the one-window term matches");
       check(batch.compactBytes() > 0 && lucene.compactBytes() == 0, "the compact postings are used: "
           + batch.compactBytes());
+      long[] blocks = batch.blockMaxCounts();
+      check(blocks[1] > 0 && blocks[1] < blocks[0], "block-max pruning evaluated some blocks, not all: "
+          + Arrays.toString(blocks));
+      check(giveUp == 1 ? blocks[3] == 0 : blocks[3] > 0 && blocks[3] < blocks[2], "gave up on some segments"
+          + " (the rest by windows) only if allowed to: " + Arrays.toString(blocks));
     }
     return tiesAtK;
   }
@@ -149,19 +158,55 @@ public final class CompactSearchTests {
   public static Map<String, Check> tests(Path tmp) {
     Path index = tmp.resolve("compact-index");
     Map<String, Check> tests = new LinkedHashMap<>();
-    tests.put("compact search equals SimpleImpactSearcher across windows, with deletions, ties, wide impacts", () -> {
+    tests.put("compact and block-max search equal SimpleImpactSearcher across windows and blocks, with deletions,"
+        + " ties at k, k above the matches, absent terms, wide impacts", () -> {
       writeIndex(index);
       int tiesAtK = 0;
-      for (int shift : new int[] {SHIFT, 9}) { // windows smaller and larger than CompactImpactSearch.CHUNK
-        tiesAtK += compareWithSimple(index, shift);
+      // windows smaller and larger than CompactImpactSearch.CHUNK; blocks of 8 docids (several per window, edges
+      // inside windows), as large as the window (one per window), and of 64
+      // block-max search that never gives up, or gives up past 1/8 of the blocks (the rest by windows)
+      for (int[] shifts : new int[][] {{SHIFT, 3, 1}, {SHIFT, SHIFT, 1}, {9, 6, 1}, {SHIFT, 3, 8}, {9, 4, 8}}) {
+        tiesAtK += compareWithSimple(index, shifts[0], shifts[1], shifts[2]);
       }
-      check(tiesAtK >= 10, "queries whose 50th hit ties with the 51st: " + tiesAtK);
+      check(tiesAtK >= 25, "queries whose 50th hit ties with the 51st: " + tiesAtK);
+    });
+
+    tests.put("block-max search keeps docid order among hits of equal score and equal id", () -> {
+      // 40 documents whose ids repeat (5 distinct), all scoring the same on "a"; "b" only in docs 15 and 31 lifts
+      // the bounds of blocks 1 and 3 (8 docids a block), so the block-max search offers them before blocks 0, 2
+      // and 4, out of docid order; Lucene orders hits of equal score and id by docid
+      Path dups = tmp.resolve("duplicate-ids");
+      IndexWriterConfig config = new IndexWriterConfig(new WhitespaceAnalyzer());
+      config.setSimilarity(new ImpactSimilarity());
+      SpladeImpactGenerator generator = new SpladeImpactGenerator(new IndexCollection.Args());
+      try (IndexWriter writer = new IndexWriter(FSDirectory.open(dups), config)) {
+        for (int d = 0; d < 40; d++) {
+          boolean b = d % 16 == 15;
+          writer.addDocument(generator.createDocument(new SpladeVectorCollection.Document("dup" + (d % 5),
+              b ? new String[] {"a", "b"} : new String[] {"a"}, b ? new int[] {2, 5} : new int[] {2}, null)));
+        }
+      }
+      try (SpladeBatchSearcher batch = new SpladeBatchSearcher(dups.toString(), "contents",
+          IdCache.DEFAULT_MAX_BYTES, 1L << 30, SHIFT, 3);
+           SimpleImpactSearcher simple = new SimpleImpactSearcher(dups.toString())) {
+        batch.blockMaxPolicy(1, 0);
+        for (Map<String, Integer> query : List.of(Map.of("a", 1), Map.of("a", 1, "b", 1))) {
+          for (int k : new int[] {1, 10, 50}) {
+            ScoredDoc[] expected = simple.search(query, k);
+            ScoredDocs got = batch.searchOne(query, k);
+            int[] expectedDocs = Arrays.stream(expected).mapToInt(h -> h.lucene_docid).toArray();
+            check(Arrays.equals(expectedDocs, got.lucene_docids), query + " k=" + k + ": "
+                + Arrays.toString(got.lucene_docids) + ", expected " + Arrays.toString(expectedDocs));
+          }
+        }
+        check(batch.blockMaxCounts()[1] > 1 && batch.blockMaxCounts()[3] == 0, "the block-max search ran");
+      }
     });
 
     tests.put("compact postings over their memory budget leave the other terms to Lucene's postings", () -> {
       long budget = 6_000; // a few terms' postings
       try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString(), "contents",
-          IdCache.DEFAULT_MAX_BYTES, budget, SHIFT);
+          IdCache.DEFAULT_MAX_BYTES, budget, SHIFT, 3);
            SimpleImpactSearcher simple = new SimpleImpactSearcher(index.toString())) {
         List<Map<String, Integer>> queries = queries();
         for (int k : new int[] {10, 1000}) {
@@ -177,7 +222,7 @@ public final class CompactSearchTests {
     tests.put("a product above 2^24 or an int overflow leaves the search to Lucene's postings", () -> {
       // 16777215 x impacts up to 1,000 overflows an int and is no exact float: Lucene's float products decide
       try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString(), "contents",
-          IdCache.DEFAULT_MAX_BYTES, 1L << 30, SHIFT)) {
+          IdCache.DEFAULT_MAX_BYTES, 1L << 30, SHIFT, 3)) {
         for (Map<String, Integer> query : List.of(Map.of("wide", 16777215, "t0", 16777215),
             Map.of("wide", 16777, "t1", 9), Map.of("t0", 16777215, "t2", 16777213, "t3", 5))) {
           for (int k : new int[] {3, 100}) {

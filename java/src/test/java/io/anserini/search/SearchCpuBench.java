@@ -80,6 +80,7 @@ public final class SearchCpuBench {
       for (int k : ks) {
         long[] best = {Long.MAX_VALUE, Long.MAX_VALUE, Long.MAX_VALUE, Long.MAX_VALUE};
         int identical = 0;
+        long[] blocksBefore = batch.blockMaxCounts();
         for (int r = 0; r <= repeats; r++) {
           List<ScoredDoc[]> expected = new ArrayList<>();
           long c0 = bean.getCurrentThreadCpuTime();
@@ -108,10 +109,15 @@ public final class SearchCpuBench {
           }
         }
         double n = queries.size() * 1e6;
+        long[] blocks = batch.blockMaxCounts();
+        long seen = blocks[0] - blocksBefore[0];
         System.out.printf("k=%d CPU ms/query: SimpleImpactSearcher %.2f, SpladeBatchSearcher %.2f (%.1fx) | wall %.2f,"
-                + " %.2f (%.1fx) | identical %d/%d | load %.2f%n", k, best[0] / n, best[1] / n,
+                + " %.2f (%.1fx) | identical %d/%d | block-max: %s | load %.2f%n", k, best[0] / n, best[1] / n,
             (double) best[0] / best[1], best[2] / n, best[3] / n, (double) best[2] / best[3], identical,
-            queries.size(), ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
+            queries.size(), seen == 0 ? "not used" : String.format("%.2f%% of blocks evaluated, gave up on %d of %d"
+                + " segments", 100.0 * (blocks[1] - blocksBefore[1]) / seen, blocks[3] - blocksBefore[3],
+                blocks[2] - blocksBefore[2]),
+            ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage());
       }
     }
   }
