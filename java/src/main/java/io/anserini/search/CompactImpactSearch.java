@@ -146,7 +146,8 @@ final class CompactImpactSearch {
     }
     if (done != null) {
       int first = w << (shift - blockShift);
-      for (int b = first, end = first + (1 << (shift - blockShift)); b < end; b++) {
+      // the segment's blocks only: the last window may extend past the segment's end
+      for (int b = first, end = Math.min(first + (1 << (shift - blockShift)), done.length << 6); b < end; b++) {
         if ((done[b >>> 6] & (1L << b)) != 0) {
           Arrays.fill(acc, (b - first) << blockShift, (b - first + 1) << blockShift, 0);
         }

@@ -165,7 +165,8 @@ public final class CompactSearchTests {
       // windows smaller and larger than CompactImpactSearch.CHUNK; blocks of 8 docids (several per window, edges
       // inside windows), as large as the window (one per window), and of 64
       // block-max search that never gives up, or gives up past 1/8 of the blocks (the rest by windows)
-      for (int[] shifts : new int[][] {{SHIFT, 3, 1}, {SHIFT, SHIFT, 1}, {9, 6, 1}, {SHIFT, 3, 8}, {9, 4, 8}}) {
+      // (and a window larger than a segment)
+      for (int[] shifts : new int[][] {{SHIFT, 3, 1}, {SHIFT, SHIFT, 1}, {9, 6, 1}, {SHIFT, 3, 8}, {12, 3, 8}}) {
         tiesAtK += compareWithSimple(index, shifts[0], shifts[1], shifts[2]);
       }
       check(tiesAtK >= 25, "queries whose 50th hit ties with the 51st: " + tiesAtK);
