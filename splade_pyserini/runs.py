@@ -49,6 +49,19 @@ def top_k(run: Mapping[str, Mapping[str, float]], k: int | None) -> Run:
     return out
 
 
+def min_max(run: Mapping[str, Mapping[str, float]]) -> Run:
+    """Each query's scores min-max normalised as ranx's ``"min-max"`` does: ``(s - min) / max(max - min, 1e-9)``
+    (a query whose scores are all equal gets 0 everywhere); queries without documents are dropped."""
+    out: Run = {}
+    for qid, docs in run.items():
+        if not docs:
+            continue
+        lo, hi = min(docs.values()), max(docs.values())
+        denom = max(hi - lo, 1e-9)
+        out[qid] = {d: (s - lo) / denom for d, s in docs.items()}
+    return out
+
+
 def from_hits(results: Mapping[str, Sequence[tuple[str, float]]]) -> Run:
     """A searcher's ``{qid: [(docid, score), …]}`` as a :data:`Run` (``float`` scores); a document twice in one
     query's hits is an error, as it is in a run file."""

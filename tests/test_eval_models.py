@@ -261,10 +261,30 @@ def test_fuse_rrf_matches_the_formula():
     # Weighted sum of min-max normalised scores.
     ws = fuse({"s": sparse, "d": dense}, method="wsum", params={"weights": [0.5, 0.5]})
     assert ws["q1"]["a"] == pytest.approx(0.5 * 1.0 + 0.5 * (0.8 - 0.1) / (0.9 - 0.1))
+    # CombSUM of min-max scores (a document absent from a run adds nothing), and of raw scores without norm
+    mm = lambda s, lo, hi: (s - lo) / (hi - lo)  # noqa: E731
+    total = fuse([sparse, dense], method="sum")
+    assert total["q1"] == pytest.approx({"a": 1.0 + mm(0.8, 0.1, 0.9), "b": mm(5, 1, 9), "c": 0.0 + 1.0,
+                                         "d": 0.0})
+    assert total["q2"] == {"x": 0.0}  # one score: min-max gives 0, as ranx does
+    assert fuse([sparse, dense], method="sum", norm=None)["q1"] == pytest.approx({"a": 9.8, "b": 5.0, "c": 1.9,
+                                                                                   "d": 0.1})
+    # ranks by the one ranking rule: a tie is broken by docid descending
+    tied = fuse([{"q": {"a": 1.0, "b": 1.0}}, {"q": {"c": 1.0}}], method="rrf", k=None)
+    assert tied["q"] == pytest.approx({"b": rrf(1), "a": rrf(2), "c": rrf(1)})
+    assert list(fuse([sparse, dense], k=2)["q1"]) == ["a", "c"]  # the top k, best first: rrf(1, 2) > rrf(3, 1)
     with pytest.raises(SpladeError):
         fuse([sparse])
     with pytest.raises(SpladeError, match="fusion"):
         fuse([sparse, dense], method="no-such-method")
+    with pytest.raises(SpladeError, match="fusion 'no-such-method'"):
+        fuse([sparse, dense], method="no-such-method", norm="min-max")
+    with pytest.raises(SpladeError, match="fusion 'max' \\(norm 'no-such-norm'\\)"):
+        fuse([sparse, dense], method="max", norm="no-such-norm")
+    with pytest.raises(SpladeError, match="one weight per run"):
+        fuse([sparse, dense], method="wsum", params={"weights": [1.0]})
+    with pytest.raises(SpladeError, match="rrf takes only k"):
+        fuse([sparse, dense], method="rrf", params={"kk": 1})
 
 
 # --- command line -----------------------------------------------------------------------------------------------------

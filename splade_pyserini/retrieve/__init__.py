@@ -6,7 +6,7 @@ SPLADE impact search itself — baselines, re-ranking and fusion. Evaluating run
 * :mod:`.rerank` — re-ranking a run's top ``k`` with a cross-encoder;
 * :mod:`.crossencoder` — the cross-encoder's one scoring rule (truncation included), shared with the
   distillation teachers of :mod:`splade_pyserini.train.teachers`;
-* :mod:`.fusion` — hybrid runs through ranx's fusion methods;
+* :mod:`.fusion` — hybrid runs: rrf, wsum and sum computed directly, ranx's other fusion methods through ranx;
 * :mod:`.hfmodels` — loading local Hugging Face models offline, on the chosen device;
 * :mod:`.cli` — ``add_commands(subparsers)``: ``rerank``, ``dense``, ``fuse``.
 

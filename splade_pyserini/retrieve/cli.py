@@ -17,7 +17,7 @@ command line's, over :mod:`.bm25`).
 
 ``fuse --run PATH PATH [PATH …] --output PATH [--method rrf] [--norm auto] [--rrf-k 60] [--weights W …]
 [--hits 1000] [--tag TAG]``
-    Hybrid runs (e.g. SPLADE + dense) through ranx fusion.
+    Hybrid runs (e.g. SPLADE + dense): rrf, wsum and sum computed directly, every other ranx method through ranx.
 
 ``--k`` is an old, hidden spelling of ``--hits`` (it still works, with a warning).
 """
@@ -124,11 +124,12 @@ def add_commands(subparsers) -> None:
     p.add_argument("--tag", default="dense")
     p.set_defaults(func=cmd_dense)
 
-    p = subparsers.add_parser("fuse", help="fuse runs (hybrid sparse + dense) with ranx",
-                              description="Fuse two or more TREC runs with a ranx fusion method.")
+    p = subparsers.add_parser("fuse", help="fuse runs (hybrid sparse + dense): rrf, wsum, sum or any ranx method",
+                              description="Fuse two or more TREC runs: rrf, wsum and sum (with no or min-max normalisation) are "
+                              "computed directly, every other ranx method and normalisation through ranx.")
     p.add_argument("--run", action="append", nargs="+", required=True, metavar="PATH")
     p.add_argument("--output", required=True)
-    p.add_argument("--method", default="rrf", help="ranx fusion method: rrf, wsum, sum, mnz, max, isr, … (rrf)")
+    p.add_argument("--method", default="rrf", help="fusion method: rrf, wsum, sum, or a ranx one: mnz, max, isr, … (rrf)")
     p.add_argument("--norm", default="auto", help="score normalisation: auto, none, min-max, max, sum, zmuv, rank")
     p.add_argument("--rrf-k", type=int, default=60, help="the k of reciprocal rank fusion (60)")
     p.add_argument("--weights", type=float, nargs="+", help="one weight per run (wsum, w_bordafuse, …)")

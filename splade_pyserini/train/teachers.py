@@ -42,25 +42,12 @@ import numpy as np
 
 from ..errors import SpladeError
 from ..fileio import atomic_write, write_json
-from ..runs import Run, read_run
+from ..runs import Run, min_max, read_run
 
 MISSING_POLICIES = ("min", "skip")
 
 
 # --- ensemble ---------------------------------------------------------------------------------------------------
-def min_max(run: Run) -> Run:
-    """Per query ``(s - min) / max(max - min, 1e-9)``."""
-    out: Run = {}
-    for qid, docs in run.items():
-        if not docs:
-            continue
-        values = list(docs.values())
-        lo, hi = min(values), max(values)
-        denom = max(hi - lo, 1e-9)
-        out[qid] = {d: (s - lo) / denom for d, s in docs.items()}
-    return out
-
-
 def score_stats(run: Run, pairs: Run | None = None) -> tuple[float, float]:
     """(mean, population std) of a run's scores; over the pairs it shares with ``pairs`` when there are any."""
     values = []
