@@ -21,7 +21,7 @@ from helpers import run_python
 from test_encoder import reference_model
 
 HERE = Path(__file__).resolve().parent
-DOCS = 100  # Cranfield documents encoded with exact=True under two kernel variants (24,146 weights; 88 of them have one near a rounding boundary)
+DOCS = 100  # Cranfield documents encoded with exact=True under two kernel variants (24,146 weights; 88 documents hold one near a rounding boundary)
 
 
 def _queries(collection) -> list[str]:
