@@ -8,7 +8,6 @@ package io.anserini.splade;
 import org.apache.lucene.index.FieldInvertState;
 import org.apache.lucene.index.IndexOptions;
 import org.apache.lucene.search.similarities.Similarity;
-import org.apache.lucene.util.ArrayUtil;
 import org.apache.lucene.util.BytesRef;
 import org.apache.lucene.util.Version;
 
@@ -28,11 +27,11 @@ final class PostingsBatch {
   static final String CONTENTS = "contents";
 
   private final Similarity similarity;
-  private final boolean keepInputOrder;
-  // Open addressing (load <= 1/2): a term's slot holds its hash, its number and the term; -1 marks a free slot.
-  private int[] slotHash = new int[1 << 12];
-  private int[] slotNumber = filled(1 << 12);
-  private String[] slotTerm = new String[1 << 12];
+  // Open addressing (load <= 1/2): a slot is the term's hash (high 32 bits) and its number + 1 (0: a free slot); the
+  // terms' characters lie one after another in a pool (compared there: no pointer to chase per posting).
+  private long[] slots = new long[1 << 12];
+  private char[] pool = new char[1 << 14];
+  private int[] poolStart = new int[1025];
   private int numTerms;
   private String[] termStrings = new String[1024];
   private int[] postTerm = new int[1 << 16];
@@ -52,17 +51,14 @@ final class PostingsBatch {
   private int[] termFreqs;
   private int[] vectorTerms;
   private int[] vectorFreqs;
+  private int[] zeros = new int[256];
   private BytesRef[] sortedIds;
   private int[] idDocs;
   private int[] idStart;
 
-  /**
-   * {@code similarity} computes the norms, as IndexWriter would; {@code keepRaw} keeps each document's raw text;
-   * {@code keepInputOrder} keeps each document's terms in input order once frozen ({@link #termAt}).
-   */
-  PostingsBatch(Similarity similarity, boolean keepRaw, boolean keepInputOrder) {
+  /** {@code similarity} computes the norms, as IndexWriter would; {@code keepRaw} keeps each document's raw text. */
+  PostingsBatch(Similarity similarity, boolean keepRaw) {
     this.similarity = similarity;
-    this.keepInputOrder = keepInputOrder;
     this.raws = keepRaw ? new String[1024] : null;
   }
 
@@ -81,12 +77,12 @@ final class PostingsBatch {
     }
     int n = terms.length;
     if (postings + n > postTerm.length) {
-      int size = ArrayUtil.oversize(postings + n, Integer.BYTES);
+      int size = Math.max(postings + n, 2 * postTerm.length);
       postTerm = Arrays.copyOf(postTerm, size);
       postFreq = Arrays.copyOf(postFreq, size);
     }
     if (docs + 1 >= docStart.length) {
-      int size = ArrayUtil.oversize(docs + 2, Integer.BYTES);
+      int size = Math.max(docs + 2, 2 * docStart.length);
       docStart = Arrays.copyOf(docStart, size);
       ids = Arrays.copyOf(ids, size);
       norms = Arrays.copyOf(norms, size);
@@ -112,51 +108,62 @@ final class PostingsBatch {
     docStart[docs] = postings;
   }
 
-  private static int[] filled(int size) {
-    int[] a = new int[size];
-    Arrays.fill(a, -1);
-    return a;
-  }
-
   /** The term's number in this batch, given to it on first sight. */
   private int number(String term) {
     int h = term.hashCode();
-    int mask = slotNumber.length - 1;
+    int mask = slots.length - 1;
     int i = (h ^ (h >>> 16)) & mask;
-    while (slotNumber[i] >= 0) {
-      if (slotHash[i] == h && slotTerm[i].equals(term)) {
-        return slotNumber[i];
+    long slot;
+    while ((slot = slots[i]) != 0) {
+      if ((int) (slot >>> 32) == h) {
+        int number = (int) slot - 1;
+        if (sameChars(term, poolStart[number], poolStart[number + 1])) {
+          return number;
+        }
       }
       i = (i + 1) & mask;
     }
     int number = numTerms++;
-    slotHash[i] = h;
-    slotNumber[i] = number;
-    slotTerm[i] = term;
+    slots[i] = ((long) h << 32) | (number + 1);
     if (number == termStrings.length) {
       termStrings = Arrays.copyOf(termStrings, number * 2);
+      poolStart = Arrays.copyOf(poolStart, number * 2 + 1);
     }
     termStrings[number] = term;
-    if (2 * numTerms > slotNumber.length) {
+    int from = poolStart[number];
+    if (from + term.length() > pool.length) {
+      pool = Arrays.copyOf(pool, Math.max(from + term.length(), 2 * pool.length));
+    }
+    term.getChars(0, term.length(), pool, from);
+    poolStart[number + 1] = from + term.length();
+    if (2 * numTerms > slots.length) {
       rehash();
     }
     return number;
   }
 
+  private boolean sameChars(String term, int from, int to) {
+    if (to - from != term.length()) {
+      return false;
+    }
+    for (int j = 0; j < term.length(); j++) {
+      if (pool[from + j] != term.charAt(j)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   private void rehash() {
-    int size = slotNumber.length * 2;
-    slotHash = new int[size];
-    slotNumber = filled(size);
-    slotTerm = new String[size];
+    int size = slots.length * 2;
+    slots = new long[size];
     for (int t = 0; t < numTerms; t++) {
       int h = termStrings[t].hashCode();
       int i = (h ^ (h >>> 16)) & (size - 1);
-      while (slotNumber[i] >= 0) {
+      while (slots[i] != 0) {
         i = (i + 1) & (size - 1);
       }
-      slotHash[i] = h;
-      slotNumber[i] = t;
-      slotTerm[i] = termStrings[t];
+      slots[i] = ((long) h << 32) | (t + 1);
     }
   }
 
@@ -173,16 +180,15 @@ final class PostingsBatch {
 
   /** Sorts the terms and ids and groups the postings by term; no more documents can be added. */
   void freeze() {
-    slotHash = null;
-    slotNumber = null;
-    slotTerm = null;
+    if (sortedTerms != null) {
+      throw new IllegalStateException("batch already frozen");
+    }
     BytesRef[] bytes = new BytesRef[numTerms];
     Integer[] order = new Integer[numTerms];
     for (int t = 0; t < numTerms; t++) {
       bytes[t] = new BytesRef(termStrings[t]);
       order[t] = t;
     }
-    termStrings = null;
     Arrays.sort(order, (a, b) -> bytes[a].compareTo(bytes[b]));
     // The sorted terms' bytes in one array, in order: writing a segment compares and copies neighbouring terms.
     int totalBytes = 0;
@@ -208,8 +214,8 @@ final class PostingsBatch {
     for (int r = 0; r < numTerms; r++) {
       termPostingStart[r + 1] += termPostingStart[r];
     }
-    termDocs = new int[postings];
-    termFreqs = new int[postings];
+    termDocs = atLeast(termDocs, postings);
+    termFreqs = atLeast(termFreqs, postings);
     int[] next = Arrays.copyOf(termPostingStart, numTerms);
     for (int d = 0; d < docs; d++) {
       for (int p = docStart[d]; p < docStart[d + 1]; p++) {
@@ -218,13 +224,9 @@ final class PostingsBatch {
         termFreqs[slot] = postFreq[p];
       }
     }
-    if (!keepInputOrder) {
-      postTerm = null;
-      postFreq = null;
-    }
     // Term vectors: each document's terms in order, by walking the terms in order (no sorting).
-    vectorTerms = new int[postings];
-    vectorFreqs = new int[postings];
+    vectorTerms = atLeast(vectorTerms, postings);
+    vectorFreqs = atLeast(vectorFreqs, postings);
     int[] fill = Arrays.copyOf(docStart, docs);
     for (int r = 0; r < numTerms; r++) {
       for (int p = termPostingStart[r]; p < termPostingStart[r + 1]; p++) {
@@ -234,6 +236,25 @@ final class PostingsBatch {
       }
     }
     freezeIds();
+  }
+
+  private static int[] atLeast(int[] array, int size) {
+    return array != null && array.length >= size ? array : new int[Math.max(size, array == null ? 0 : 2 * array.length)];
+  }
+
+  /** Empties the batch (once its segment is written), keeping its arrays for the next one. */
+  void clear() {
+    Arrays.fill(slots, 0);
+    Arrays.fill(termStrings, 0, numTerms, null);
+    numTerms = 0;
+    postings = 0;
+    docs = 0;
+    sortedTerms = null;
+    rankOf = null;
+    termPostingStart = null;
+    sortedIds = null;
+    idDocs = null;
+    idStart = null;
   }
 
   private void freezeIds() {
@@ -266,7 +287,7 @@ final class PostingsBatch {
 
   /** The postings of {@code contents}: terms in order, with docids and frequencies grouped by term. */
   SortedPostings contentsPostings() {
-    return new SortedPostings(sortedTerms, termPostingStart, termDocs, termFreqs, docs, sumOf(termFreqs));
+    return new SortedPostings(sortedTerms, termPostingStart, termDocs, termFreqs, docs, sumOf(termFreqs, postings));
   }
 
   /** The postings of {@code id} (docs only; an id given to several documents has several postings). */
@@ -274,10 +295,10 @@ final class PostingsBatch {
     return new SortedPostings(sortedIds, idStart, idDocs, null, docs, docs);
   }
 
-  private static long sumOf(int[] values) {
+  private static long sumOf(int[] values, int n) {
     long sum = 0;
-    for (int v : values) {
-      sum += v;
+    for (int i = 0; i < n; i++) {
+      sum += values[i];
     }
     return sum;
   }
@@ -294,12 +315,15 @@ final class PostingsBatch {
       start[i + 1] = i + 1;
       sum += vectorFreqs[from + i];
     }
-    return new SortedPostings(terms, start, new int[n], Arrays.copyOfRange(vectorFreqs, from, from + n), 1, sum);
+    if (zeros.length < n) {
+      zeros = new int[Math.max(n, 2 * zeros.length)];
+    }
+    return new SortedPostings(terms, start, zeros, Arrays.copyOfRange(vectorFreqs, from, from + n), 1, sum);
   }
 
   /**
    * Document {@code doc}'s terms and frequencies in the order the input gave them (after freezing, each term as its
-   * rank in {@link #contentsPostings()}); only with {@code keepInputOrder}.
+   * rank in {@link #contentsPostings()}).
    */
   int termAt(int posting) {
     return postTerm[posting];

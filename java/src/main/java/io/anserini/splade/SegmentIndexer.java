@@ -160,7 +160,10 @@ final class SegmentIndexer {
         org.apache.commons.lang3.time.DurationFormatUtils.formatDuration(millis, "HH:mm:ss")));
   }
 
-  /** One thread: shards taken in turn, one batch kept across shards, flushed when full and at the end. */
+  /**
+   * One thread: shards taken in turn, one batch kept across shards, written as a segment when full and at the end
+   * ({@code addIndexes} returns once the segment is written; the batch's arrays then serve the next batch).
+   */
   private void work(SpladeVectorCollection collection, List<Path> shards, AtomicInteger nextShard,
                     IndexWriter writer) throws IOException {
     PostingsBatch batch = newBatch();
@@ -179,7 +182,6 @@ final class SegmentIndexer {
           added++;
           if (batch.docs() >= batchDocs || batch.postings() >= batchPostings) {
             flush(batch, writer);
-            batch = newBatch();
           }
         }
         counters.skipped.addAndGet(segment.getSkippedCount());
@@ -197,12 +199,13 @@ final class SegmentIndexer {
   }
 
   private PostingsBatch newBatch() {
-    return new PostingsBatch(similarity(), args.storeRaw, args.storeContents);
+    return new PostingsBatch(similarity(), args.storeRaw);
   }
 
   private void flush(PostingsBatch batch, IndexWriter writer) throws IOException {
     batch.freeze();
     writer.addIndexes(new BatchCodecReader(batch, args.storeDocvectors, args.storeRaw, args.storeContents));
     counters.indexed.addAndGet(batch.docs());
+    batch.clear();
   }
 }
