@@ -28,7 +28,8 @@ def _encode(args) -> int:
 def _index(args) -> int:
     from .index_search import bench_index
 
-    bench_index(vectors_dir=args.vectors, synthetic_docs=args.synthetic, threads=args.threads, weights=args.weights)
+    bench_index(vectors_dir=args.vectors, synthetic_docs=args.synthetic, threads=args.threads, weights=args.weights,
+                documents=not args.no_documents)
     return 0
 
 
@@ -89,6 +90,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--weights", default="fitted", choices=["fitted", "loguniform", "uniform"],
                    help="synthetic impacts: fitted to splade-tiny (mean ~32), log-uniform 1-300 (mean ~52), uniform")
+    p.add_argument("--no-documents", action="store_true",
+                   help="skip the extension's documents writer (-splade.writer documents); time stock and segments")
     p.set_defaults(func=_index)
 
     p = sub.add_parser("search", help="topics encoded + searched: this package vs Pyserini's LuceneImpactSearcher")

@@ -1,8 +1,9 @@
 """Benchmarks of the Java extension against the stock Anserini/Pyserini paths (``splade-pyserini bench ...``).
 
 * :func:`bench_index`: stock ``JsonVectorCollection`` + ``DefaultLuceneDocumentGenerator`` versus the extension's
-  ``SpladeVectorCollection`` + ``SpladeImpactGenerator`` (both ``-impact -pretokenized -storeDocvectors``, same
-  threads), on given vectors and on a synthetic SPLADE-like corpus; last line ``ratio_vs_stock=<x>``.
+  ``SpladeVectorCollection`` indexer, its segments writer (the default) and its documents writer
+  (``SpladeImpactGenerator`` in IndexCollection) (all ``-impact -pretokenized -storeDocvectors``, same threads), on
+  given vectors and on a synthetic SPLADE-like corpus; last line ``ratio_vs_stock=<x>`` (segments writer).
 * :func:`bench_search`: query encoding + search of whole topic sets, Pyserini's ``LuceneImpactSearcher`` with its
   own ``SpladeQueryEncoder`` (one JNI call per query term and per hit field) versus
   :class:`~splade_pyserini.search.SpladeSearcher` (queries encoded in parallel, one JNI call per batch);
@@ -90,30 +91,48 @@ def _staged(vectors_dir: Path, work: Path) -> Path:
     return staged
 
 
-def _time_both(vectors_dir: Path, work: Path, label: str, threads: int, scale: float | None,
-               check: bool | None) -> dict:
+def _time_all(vectors_dir: Path, work: Path, label: str, threads: int, scale: float | None,
+              check: bool | None, documents: bool = True) -> dict:
+    """Stock, then the extension's documents writer (``documents``; Anserini's IndexCollection with
+    SpladeImpactGenerator), then its default segments writer (``fast``), one after the other on the same shards."""
     from .. import javaext
 
-    stock_dir, fast_dir = work / f"{label}-stock", work / f"{label}-fast"
+    stock_dir, docs_dir, fast_dir = work / f"{label}-stock", work / f"{label}-documents", work / f"{label}-fast"
     cpu0 = _child_cpu_seconds()
     stock = stock_index_run(vectors_dir, stock_dir, threads=threads)
     cpu1 = _child_cpu_seconds()
-    fast = javaext.fast_index(vectors_dir, fast_dir, scale=scale, threads=threads)
+    docs = (javaext.fast_index(vectors_dir, docs_dir, scale=scale, threads=threads,
+                               extra_args=["-splade.writer", "documents"]) if documents else None)
     cpu2 = _child_cpu_seconds()
+    fast = javaext.fast_index(vectors_dir, fast_dir, scale=scale, threads=threads)
+    cpu3 = _child_cpu_seconds()
     stock_in, fast_in = stock["indexing_seconds"], fast.get("indexing_seconds")
-    row = {"corpus": label, "docs": fast.get("indexed"), "stock_s": round(stock["seconds"], 2),
-           "fast_s": round(fast["seconds"], 2), "ratio": round(stock["seconds"] / fast["seconds"], 2),
-           "stock_index_s": stock_in, "fast_index_s": fast_in,
-           "ratio_no_jvm": round(stock_in / fast_in, 2) if stock_in and fast_in else "",
-           "stock_cpu_s": round(cpu1 - cpu0, 1), "fast_cpu_s": round(cpu2 - cpu1, 1),
-           "cpu_ratio": round((cpu1 - cpu0) / max(1e-9, cpu2 - cpu1), 2),
-           "stock_mb": round(_dir_size(stock_dir) / 2**20, 1), "fast_mb": round(_dir_size(fast_dir) / 2**20, 1)}
+    row = {"corpus": label, "docs": fast.get("indexed"), "stock_s": round(stock["seconds"], 2)}
+    if docs:
+        row["documents_s"] = round(docs["seconds"], 2)
+    row.update({"fast_s": round(fast["seconds"], 2), "ratio": round(stock["seconds"] / fast["seconds"], 2),
+                "stock_index_s": stock_in})
+    if docs:
+        row["documents_index_s"] = docs.get("indexing_seconds")
+    row.update({"fast_index_s": fast_in,
+                "ratio_no_jvm": round(stock_in / fast_in, 2) if stock_in and fast_in else "",
+                "stock_cpu_s": round(cpu1 - cpu0, 1)})
+    if docs:
+        row["documents_cpu_s"] = round(cpu2 - cpu1, 1)
+    row.update({"fast_cpu_s": round(cpu3 - cpu2, 1), "cpu_ratio": round((cpu1 - cpu0) / max(1e-9, cpu3 - cpu2), 2)})
+    if docs:
+        docs_in = docs.get("indexing_seconds")
+        row["vs_documents_no_jvm"] = round(docs_in / fast_in, 2) if docs_in and fast_in else ""
+        row["vs_documents_cpu"] = round((cpu2 - cpu1) / max(1e-9, cpu3 - cpu2), 2)
+    row.update({"stock_mb": round(_dir_size(stock_dir) / 2**20, 1), "fast_mb": round(_dir_size(fast_dir) / 2**20, 1)})
     if check is None:
         check = scale is None and (fast.get("indexed") or 0) <= 20_000
     if check:  # with a scale, stock Anserini truncates float weights and the indexes legitimately differ
         row["identical_postings"] = javaext.compare_indexes(stock_dir, fast_dir) == []
-    shutil.rmtree(stock_dir, ignore_errors=True)
-    shutil.rmtree(fast_dir, ignore_errors=True)
+        if docs:
+            row["identical_documents"] = javaext.compare_indexes(docs_dir, fast_dir) == []
+    for folder in (stock_dir, docs_dir, fast_dir):
+        shutil.rmtree(folder, ignore_errors=True)
     return row
 
 
@@ -129,18 +148,22 @@ def _print_table(rows: list[dict]) -> None:
 
 def bench_index(vectors_dir: str | os.PathLike | None = None, synthetic_docs: int = 200_000, threads: int = 2,
                 scale: float | None = None, work_dir: str | os.PathLike | None = None, terms: int = 150,
-                max_weight: int | None = None, weights: str = "fitted", check: bool | None = None) -> dict:
+                max_weight: int | None = None, weights: str = "fitted", check: bool | None = None,
+                documents: bool = True) -> dict:
     """Time stock versus extension indexing; prints a table and ``ratio_vs_stock=<x>`` (synthetic corpus if any).
 
-    Both run Anserini's IndexCollection in a Java subprocess with ``-impact -pretokenized -storeDocvectors`` and
-    ``threads`` threads. Reported: wall clock with JVM start-up (``*_s``, ``ratio``), the indexing alone from
+    Stock (Anserini's IndexCollection) and the extension (its default segments writer, ``fast_*``, and with
+    ``documents`` also its documents writer, ``documents_*``: IndexCollection with SpladeImpactGenerator) each run
+    in a Java subprocess with ``-impact -pretokenized -storeDocvectors`` and ``threads`` threads, one after the
+    other. Reported: wall clock with JVM start-up (``*_s``, ``ratio``), the indexing alone from
     Anserini's log (``*_index_s``, ``ratio_no_jvm``), and the Java processes' CPU seconds (``*_cpu_s``,
     ``cpu_ratio``: steadier than wall clock on a loaded machine). ``vectors_dir``: JsonVectorCollection shards to
     time as well (``scale`` for float weights, which stock Anserini truncates). ``synthetic_docs``: size of the
     synthetic corpus (0 to skip): ``terms`` terms a document on average, ``weights`` ``fitted`` (to splade-tiny's
     vectors, mean impact ~32: see :mod:`.synthetic`), ``loguniform`` (1..``max_weight``, mean ~52 for 300) or
     ``uniform``, in ``2 * threads`` shards. ``check``: also compare
-    the indexes' postings (default: for corpora up to 20,000 documents).
+    the indexes' postings (default: for corpora up to 20,000 documents): ``identical_postings`` (stock vs segments),
+    ``identical_documents`` (documents vs segments writer).
     """
     from .. import javabuild, javaext
 
@@ -151,7 +174,7 @@ def bench_index(vectors_dir: str | os.PathLike | None = None, synthetic_docs: in
     try:
         if vectors_dir is not None:
             staged = _staged(Path(vectors_dir), work)
-            rows.append(_time_both(staged, work, Path(vectors_dir).resolve().name, threads, scale, check))
+            rows.append(_time_all(staged, work, Path(vectors_dir).resolve().name, threads, scale, check, documents))
             shutil.rmtree(staged, ignore_errors=True)
         if synthetic_docs:
             synth = work / "synthetic"
@@ -162,13 +185,16 @@ def bench_index(vectors_dir: str | os.PathLike | None = None, synthetic_docs: in
                   f"{info['impact_sum']:,} pseudo-document tokens ({weights} weights, mean "
                   f"{info['impact_sum'] / max(1, info['postings']):.1f}; "
                   f"{time.perf_counter() - t0:.1f}s to write)")
-            rows.append(_time_both(synth, work, f"synthetic-{synthetic_docs}", threads, None, check))
+            rows.append(_time_all(synth, work, f"synthetic-{synthetic_docs}", threads, None, check, documents))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _print_table(rows)
     ratio = rows[-1]["ratio"] if rows else float("nan")
     if rows:
-        print(f"ratio_no_jvm={rows[-1]['ratio_no_jvm']} cpu_ratio={rows[-1]['cpu_ratio']}")
+        last = rows[-1]
+        print(f"ratio_no_jvm={last['ratio_no_jvm']} cpu_ratio={last['cpu_ratio']}"
+              + (f" vs_documents_no_jvm={last['vs_documents_no_jvm']} vs_documents_cpu={last['vs_documents_cpu']}"
+                 if "vs_documents_cpu" in last else ""))
     print(f"ratio_vs_stock={ratio}")
     return {"rows": rows, "ratio_vs_stock": ratio, "threads": threads, "cpus": os.cpu_count()}
 
