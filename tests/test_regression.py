@@ -257,11 +257,14 @@ PINS = ("vectors_sha256", "vectors_masked_sha256", "vectors_boundary_weights")
 @pytest.fixture(scope="module")
 def exported_cranfield(cranfield_pipeline, cranfield, tmp_path_factory):
     """`regression export` of the session's Cranfield vectors and index: a config pinning exactly these vectors."""
+    from helpers import run_main
+
     out = tmp_path_factory.mktemp("exported")
-    proc = cli("export", "--encoder", "splade-tiny", "--collection", cranfield, "--vectors",
-               cranfield_pipeline["vectors"], "--index", cranfield_pipeline["index"], "--output", out, "--device",
-               "cpu", "--topics-name", "Cranfield (225 queries)")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    code, stdout, err = run_main("regression", "export", "--encoder", "splade-tiny", "--collection", cranfield,
+                                 "--vectors", cranfield_pipeline["vectors"], "--index", cranfield_pipeline["index"],
+                                 "--output", out, "--device", "cpu", "--topics-name", "Cranfield (225 queries)")
+    assert code == 0, err[-3000:]
+    assert stdout.strip() == str(out / CONFIGS["cranfield"].name)
     return out / CONFIGS["cranfield"].name
 
 
