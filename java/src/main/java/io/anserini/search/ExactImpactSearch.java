@@ -67,12 +67,14 @@ final class ExactImpactSearch {
   /** Docids per window (a power of two). */
   static final int WINDOW = Integer.getInteger("splade.search.window", 1 << 13);
   /**
-   * Up to this k, a segment on the compact postings is searched by block-max pruning first ({@link
-   * BlockMaxSearch}); when its bounds prune too little it gives up, the rest of the segment is searched window by
-   * window ({@link CompactImpactSearch}), as every segment above this k, and the next {@link #BLOCK_MAX_RETRY}
-   * queries skip it (benchmarks/README.md).
+   * Up to this k (0 by default: off), a segment on the compact postings is searched by block-max pruning first
+   * ({@link BlockMaxSearch}); when its bounds prune too little it gives up, the rest of the segment is searched
+   * window by window ({@link CompactImpactSearch}), as every segment above this k, and the next {@link
+   * #BLOCK_MAX_RETRY} queries skip it. Off by default: on the fitted synthetic collections of 1M and 4M documents
+   * it gave up on every query (k = 10) and its per-block data took about 2.75 bytes a posting more
+   * (benchmarks/README.md); {@code -Dsplade.search.blockMaxK=100} turns it on.
    */
-  static final int BLOCK_MAX_K = Integer.getInteger("splade.search.blockMaxK", 100);
+  static final int BLOCK_MAX_K = Integer.getInteger("splade.search.blockMaxK", 0);
   /** After the block-max search gives up on a query, the next queries skip it until this many have passed. */
   static final int BLOCK_MAX_RETRY = Integer.getInteger("splade.search.blockMaxRetry", 32);
   /** Below this, sums of integer-valued doubles are exact whatever the order of the additions. */
@@ -90,9 +92,10 @@ final class ExactImpactSearch {
   /** The compact postings (null: Lucene's postings only) and their search. */
   private final CompactImpacts compact;
   private final CompactImpactSearch compactSearch = new CompactImpactSearch();
-  /** Block-max pruning on the compact postings, for k up to {@link #BLOCK_MAX_K}. */
+  /** Block-max pruning on the compact postings, for k up to {@link #blockMaxK}. */
   final BlockMaxSearch blockMaxSearch = new BlockMaxSearch();
   private int k;
+  int blockMaxK = BLOCK_MAX_K;
   /** Queries left before the block-max search is tried again, and the pause after it gives up. */
   private int blockMaxPause;
   int blockMaxRetry = BLOCK_MAX_RETRY;
@@ -209,7 +212,7 @@ final class ExactImpactSearch {
       }
     }
     long[] skip = null;
-    if (k <= BLOCK_MAX_K && blockMaxPause == 0) {
+    if (k <= blockMaxK && blockMaxPause == 0) {
       int outcome = blockMaxSearch.search(compactTerms, compactBoosts, m, compact.shift, compact.blockShift,
           leaf.docBase, leaf.reader().maxDoc(), top);
       if (outcome != BlockMaxSearch.GAVE_UP) {

@@ -141,8 +141,10 @@ public class SpladeBatchSearcher implements Closeable {
    */
   public SpladeBatchSearcher(String indexDir, String field, int idCacheMaxBytes, long compactMaxBytes)
       throws IOException {
+    // blocks as large as the windows (next to no memory) unless the block-max search is on
     this(indexDir, field, idCacheMaxBytes, compactMaxBytes, CompactImpacts.DEFAULT_SHIFT,
-        Math.min(CompactImpacts.DEFAULT_BLOCK_SHIFT, CompactImpacts.DEFAULT_SHIFT));
+        ExactImpactSearch.BLOCK_MAX_K > 0 ? Math.min(CompactImpacts.DEFAULT_BLOCK_SHIFT, CompactImpacts.DEFAULT_SHIFT)
+            : CompactImpacts.DEFAULT_SHIFT);
   }
 
   /**
@@ -230,11 +232,12 @@ public class SpladeBatchSearcher implements Closeable {
   }
 
   /**
-   * This thread's block-max policy (tests): it gives up past 1 / {@code giveUp} of a segment's blocks (1: never),
-   * and is then skipped for {@code retry} queries.
+   * This thread's block-max policy (tests): used up to k = {@code maxK}, it gives up past 1 / {@code giveUp} of a
+   * segment's blocks (1: never), and is then skipped for {@code retry} queries.
    */
-  void blockMaxPolicy(int giveUp, int retry) {
+  void blockMaxPolicy(int maxK, int giveUp, int retry) {
     ExactImpactSearch search = workspaces.get();
+    search.blockMaxK = maxK;
     search.blockMaxSearch.giveUp = giveUp;
     search.blockMaxRetry = retry;
   }

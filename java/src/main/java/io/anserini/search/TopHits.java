@@ -24,8 +24,8 @@ import java.util.Set;
  * comparator puts missing values), then Lucene docid ascending (the hit queue's last tie-break).
  *
  * <p>Documents are offered in docid order, or in any order (block-max search): the candidates are then put back in
- * docid order before the final sort, which needs it among equal scores. {@link #threshold()} is the k-th largest score among those offered up
- * to the last selection (negative infinity before k offers), never above the k-th largest offered so far: a
+ * docid order before the final sort, which needs it among equal scores (same score, same id). {@link #threshold()}
+ * is the k-th largest score among those offered up to the last selection (negative infinity before k offers), never above the k-th largest offered so far: a
  * document scoring below it cannot be in the top k, and the searcher may skip any document whose score bound is
  * below it. Documents scoring at least the threshold are kept as candidates (those equal to it too: the id decides
  * among equal scores); the threshold is raised by a selection (quickselect) over the candidates whenever their
