@@ -27,9 +27,9 @@ import java.util.Set;
  * docid order before the final sort, which needs it among equal scores (same score, same id). {@link #threshold()}
  * is the k-th largest score among those offered up to the last selection (negative infinity before k offers),
  * never above the k-th largest offered so far: a document scoring below it cannot be in the top k, and the
- * searcher may skip any document whose score bound is below it. Documents scoring at least the threshold are kept as candidates (those equal to it too: the id decides
- * among equal scores); the threshold is raised by a selection (quickselect) over the candidates whenever their
- * number doubles (or grows by max(k, 32)), dropping those below it: a constant cost per offer, where a heap costs
+ * searcher may skip any document whose score bound is below it. Documents scoring at least the threshold are kept
+ * as candidates (those equal to it too: the id decides among equal scores); the threshold is raised by a
+ * selection (quickselect) over the candidates whenever their number doubles (or grows by max(k, 32)), dropping those below it: a constant cost per offer, where a heap costs
  * log k. At the end the candidates still at or above the final threshold are sorted by score (stable radix sort on
  * the float bits, so docid order stays among equal scores), and only the runs of equal scores that reach into the
  * top k are sorted by id. Scores are non-negative.
