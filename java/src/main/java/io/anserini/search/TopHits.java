@@ -24,15 +24,15 @@ import java.util.Set;
  * comparator puts missing values), then Lucene docid ascending (the hit queue's last tie-break).
  *
  * <p>Documents are offered in docid order, or in any order (block-max search): the candidates are then put back in
- * docid order before the final sort, which needs it among equal scores (same score, same id). {@link #threshold()}
- * is the k-th largest score among those offered up to the last selection (negative infinity before k offers),
- * never above the k-th largest offered so far: a document scoring below it cannot be in the top k, and the
- * searcher may skip any document whose score bound is below it. Documents scoring at least the threshold are kept
- * as candidates (those equal to it too: the id decides among equal scores); the threshold is raised by a
- * selection (quickselect) over the candidates whenever their number doubles (or grows by max(k, 32)), dropping those below it: a constant cost per offer, where a heap costs
- * log k. At the end the candidates still at or above the final threshold are sorted by score (stable radix sort on
- * the float bits, so docid order stays among equal scores), and only the runs of equal scores that reach into the
- * top k are sorted by id. Scores are non-negative.
+ * docid order before the final sort, which needs it among equal scores (same score, same id). {@link #threshold()} is
+ * the k-th largest score among those offered up to the last selection (negative infinity before k offers), never above
+ * the k-th largest offered so far: a document scoring below it cannot be in the top k, and the searcher may skip any
+ * document whose score bound is below it. Documents scoring at least the threshold are kept as candidates (those equal
+ * to it too: the id decides among equal scores); the threshold is raised by a selection (quickselect) over the
+ * candidates whenever their number doubles (or grows by max(k, 32)), dropping those below it: a constant cost per
+ * offer, where a heap costs log k. At the end the candidates still at or above the final threshold are sorted by score
+ * (stable radix sort on the float bits, so docid order stays among equal scores), and only the runs of equal scores
+ * that reach into the top k are sorted by id. Scores are non-negative.
  *
  * <p>Memory (per search thread, reused from query to query): the candidates (8 bytes each, 4 more for the
  * selection; at most about twice max(k, 32) plus the ties at the threshold) and, at the end, 16 bytes per
