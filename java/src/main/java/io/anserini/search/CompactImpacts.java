@@ -150,6 +150,36 @@ final class CompactImpacts {
     return used.get();
   }
 
+  /** Marks a term that a segment does not hold. */
+  static final Postings ABSENT =
+      new Postings(new int[1], new char[0], new byte[0], null, new char[0], 0, new char[0], new byte[0], null);
+  /** What remembering an absent term takes (a map entry), counted in the budget. */
+  private static final long ABSENT_BYTES = 100;
+
+  /**
+   * The compact postings of {@code term} in segment {@code leaf}: {@link #ABSENT} when the segment does not hold it,
+   * null when the term is left to Lucene's postings; else copied on first use. The terms dictionary ({@code terms},
+   * the segment's) is only searched the first time: with many segments, a seek per term and segment costs a few
+   * percent of a query.
+   */
+  Postings lookup(int leaf, BytesRef term, TermsEnum terms) throws IOException {
+    Postings known = perLeaf[leaf].get(term);
+    if (known != null) {
+      return known == NONE ? null : known;
+    }
+    if (terms.seekExact(term)) {
+      return get(leaf, term, terms);
+    }
+    if (used.addAndGet(ABSENT_BYTES) <= maxBytes) {
+      if (perLeaf[leaf].putIfAbsent(BytesRef.deepCopyOf(term), ABSENT) != null) {
+        used.addAndGet(-ABSENT_BYTES);
+      }
+    } else {
+      used.addAndGet(-ABSENT_BYTES);
+    }
+    return ABSENT;
+  }
+
   /**
    * The compact postings of the term on which {@code terms} is positioned in segment {@code leaf} (copied on first
    * use), or null when the term is left to Lucene's postings.

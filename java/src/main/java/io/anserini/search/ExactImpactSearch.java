@@ -200,16 +200,17 @@ final class ExactImpactSearch {
     }
     int m = 0;
     for (int t = 0; t < n; t++) {
-      if (termsEnum.seekExact(termBytes[t])) {
-        CompactImpacts.Postings p = compact.get(leafOrd, termBytes[t], termsEnum);
-        if (p == null) {
-          Arrays.fill(compactTerms, 0, m, null);
-          return false;
-        }
-        compactTerms[m] = p;
-        compactBoosts[m] = intBoosts[t];
-        m++;
+      CompactImpacts.Postings p = compact.lookup(leafOrd, termBytes[t], termsEnum);
+      if (p == CompactImpacts.ABSENT) {
+        continue;
       }
+      if (p == null) {
+        Arrays.fill(compactTerms, 0, m, null);
+        return false;
+      }
+      compactTerms[m] = p;
+      compactBoosts[m] = intBoosts[t];
+      m++;
     }
     long[] skip = null;
     if (k <= blockMaxK && blockMaxPause == 0) {
