@@ -10,7 +10,8 @@ The extension (Java sources under ``java/src/main/java``, compiled here against 
   one (same fields, postings, norms), so any Anserini/Pyserini impact searcher reads it. Float weights are
   quantised with a declared scale (``-Dsplade.scale`` / ``fast_index(scale=...)``):
   ``round-half-away-from-zero(w * scale)``, zeros dropped.
-* ``io.anserini.splade.SpladeIndexCollection``: IndexCollection that fails loudly (exit 1, ``file:line``).
+* ``io.anserini.splade.SpladeIndexCollection``: IndexCollection that fails loudly (exit 1, ``file:line``), writing
+  segments directly by default (``-splade.writer segments|documents``).
 * ``io.anserini.search.SpladeBatchSearcher``: a batch of queries as flat arrays, searched on several threads in
   one call, with SimpleImpactSearcher's exact scoring and tie-breaking.
 
@@ -115,13 +116,17 @@ def indexing_seconds(log: str) -> float | None:
 def fast_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, scale: float | None = None,
                threads: int | None = None, store_docvectors: bool = True, quiet: bool = True,
                extra_args: Sequence[str] = (), records: Mapping[str, dict] | None = None) -> dict:
-    """Index a folder of vector shards with the extension (Anserini's IndexCollection in a Java subprocess).
+    """Index a folder of vector shards with the extension (``SpladeIndexCollection`` in a Java subprocess).
+
+    Its segments writer parses the shards in ``threads`` threads, builds each batch of documents' postings in memory
+    and writes it as a segment (``IndexWriter.addIndexes``); ``extra_args=["-splade.writer", "documents"]`` takes
+    Anserini's IndexCollection instead (one Lucene document at a time). Both write the same index.
 
     ``records``: JSON files (name → data) written into the index before it appears at ``index_dir``.
 
     ``scale``: quantisation scale for float weights (``round-half-away-from-zero(w * scale)``); None takes integer
     weights as they are and refuses fractional ones. The index is built in a temporary folder beside ``index_dir``
-    and replaces it only on success. Anserini indexes one shard per thread, so ``threads`` (default: CPUs, at most
+    and replaces it only on success. A thread reads one shard at a time, so ``threads`` (default: CPUs, at most
     the number of shards) only helps with several shards. Returns counts and seconds.
     """
     from .anserini import run_java

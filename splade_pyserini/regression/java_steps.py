@@ -64,7 +64,8 @@ def index_args(d: dict, corpus: str, index: str, threads: int | None = None) -> 
 
 
 def index_corpus(d: dict, corpus: Path, index: Path, threads: int | None = None) -> None:
-    """IndexCollection as the config says, into ``index`` (built beside it, replacing it only on success).
+    """IndexCollection as the config says, into ``index`` (built beside it, replacing it only on success); for the
+    extension's SpladeVectorCollection, the extension's SpladeIndexCollection (the same options and index).
 
     Stock JsonVectorCollection reads the corpus folder's shards alone (it would parse every other file too, such as
     the records of a folder ``encode`` wrote; see :func:`.anserini.collection_input`)."""
@@ -73,10 +74,15 @@ def index_corpus(d: dict, corpus: Path, index: Path, threads: int | None = None)
     classpath = extra_classpath(d)
     corpus = Path(corpus)
     stock = str(d["collection_class"]) == STOCK_COLLECTION and corpus.is_dir()
+    main = "io.anserini.index.IndexCollection"
+    if classpath and str(d["collection_class"]) == "SpladeVectorCollection":
+        from ..javaext import INDEXER_MAIN
+
+        main = INDEXER_MAIN  # the extension's IndexCollection: its segments writer, exit 1 on a malformed line
     with collection_input(corpus, shard_files(corpus)) if stock else nullcontext(corpus) as source:
         with atomic_directory(index) as tmp:
-            java_process("io.anserini.index.IndexCollection", index_args(d, str(source), str(tmp), threads),
-                         classpath, what="indexing (IndexCollection)")
+            java_process(main, index_args(d, str(source), str(tmp), threads), classpath,
+                         what="indexing (IndexCollection)")
 
 
 _STAT_LINE = re.compile(r"^([A-Za-z][A-Za-z ()_-]*?):\s+(-?\d+)\s*$")
