@@ -118,6 +118,8 @@ final class SegmentIndexer {
     ConcurrentMergeScheduler scheduler = new ConcurrentMergeScheduler();
     int threads = Math.max(1, args.threads);
     scheduler.setMaxMergesAndThreads(threads + 5, threads);
+    // A batch's segment is written as a merge; IndexWriter's own flushes are never rate-limited, nor are these.
+    scheduler.disableAutoIOThrottle();
     config.setMergeScheduler(scheduler);
 
     try (IndexWriter writer = new IndexWriter(FSDirectory.open(Paths.get(args.index)), config)) {
