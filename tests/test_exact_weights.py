@@ -98,7 +98,7 @@ def _concurrently(fn, callers: int) -> list:
     return results
 
 
-@pytest.mark.parametrize("callers", [1, 2, 4])
+@pytest.mark.parametrize("callers", [1, 4])
 def test_query_weights_are_the_float64_formulas_under_concurrent_callers(callers, tiny_encoder, collections,
                                                                           reference):
     for name, collection in collections.items():
@@ -118,7 +118,7 @@ def test_query_weights_one_query_at_a_time_are_the_float64_formulas(tiny_encoder
         assert _as_lists(got) == _as_lists(reference[name]), name
 
 
-@pytest.mark.parametrize("callers", [1, 2, 4])
+@pytest.mark.parametrize("callers", [4])  # each of the four results is checked: one caller adds nothing
 def test_searcher_encodes_and_searches_the_same_under_concurrent_callers(callers, tiny_encoder, cranfield_pipeline,
                                                                          reference):
     from splade_pyserini.search import SpladeSearcher
