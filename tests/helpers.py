@@ -31,6 +31,13 @@ def run_main(*args) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+def run_main_as_process(*args) -> subprocess.CompletedProcess:
+    """:func:`run_main`'s result shaped as :func:`run_cli`'s (``returncode``, ``stdout``, ``stderr``): for tests about
+    what the CLI does and says, not about the process it runs in (no Python start, model loads shared)."""
+    code, out, err = run_main(*args)
+    return subprocess.CompletedProcess([str(a) for a in args], code, out, err)
+
+
 def run_cli(*args, env: dict | None = None, cwd: Path | str | None = None, timeout: float | None = 900,
             entry_point: bool = False, module: str = "splade_pyserini", input: str | None = None,
             check: bool = False) -> subprocess.CompletedProcess:

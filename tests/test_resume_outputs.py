@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
+from helpers import run_cli, run_main_as_process
 from test_errors_and_resume import cli, one_line_error
 
 from splade_pyserini.errors import SpladeError
@@ -52,7 +52,10 @@ def sample_index(sample_pipeline) -> dict:
 
 
 def _encode(model, corpus, out, *extra):
-    return cli("encode", "--encoder", model, "--corpus", corpus, "--output", out, "--device", "cpu", *extra)
+    """`encode` through the CLI in this process (the refusals and resumes under test are the command's, and the
+    concurrent writers they meet are real subprocesses: _held_encode)."""
+    return run_main_as_process("encode", "--encoder", model, "--corpus", corpus, "--output", out, "--device", "cpu",
+                               *extra)
 
 
 # --- resume -------------------------------------------------------------------------------------------------------
