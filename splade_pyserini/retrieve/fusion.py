@@ -99,7 +99,7 @@ def _with_ranx(run_list: list, qids: list[str], method: str, norm, params: dict)
 
     try:  # names first: building ranx runs compiles its kernels
         fusion_switch(method)
-        if norm not in (None, "borda"):
+        if norm is not None:
             norm_switch(norm)
     except ValueError as e:
         raise _bad_params(method, norm, e) from None
