@@ -9,6 +9,7 @@ import org.apache.logging.log4j.LogManager;
 import org.apache.logging.log4j.Logger;
 import org.apache.lucene.index.IndexReader;
 import org.apache.lucene.index.PostingsEnum;
+import org.apache.lucene.index.Terms;
 import org.apache.lucene.index.TermsEnum;
 import org.apache.lucene.search.DocAndFloatFeatureBuffer;
 import org.apache.lucene.search.DocIdSetIterator;
@@ -40,7 +41,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * searcher's life), within a memory budget: a term that would take the copies past it is not copied, and queries
  * using it search that segment through Lucene's postings instead (logged once). Memory: 3 or 4 bytes a posting plus
  * 6 bytes a window and 3 bytes a block (4 for terms with impacts above 255) per term, plus a map entry (about 100
- * bytes) per term and segment. Blocks of 64 docids take 3 bytes per 64 documents of the segment per copied term:
+ * bytes) and 8 bytes a segment per term searched. Blocks of 64 docids take 3 bytes per 64 documents of the segment per copied term:
  * about 1 byte a posting for a term in 5% of the documents, 2.75 bytes a posting more on average for the 100
  * fitted queries on 1M and 4M documents (5.77 instead of 3.02 bytes a posting in all).
  */
@@ -112,14 +113,14 @@ final class CompactImpacts {
   /** log2 of the docids per block, and the block. */
   final int blockShift;
   final int block;
-  private final ConcurrentHashMap<BytesRef, Postings>[] perLeaf;
+  /** Per term: its postings in each segment (a slot stays null until the term is looked up there). */
+  private final ConcurrentHashMap<BytesRef, Postings[]> slots = new ConcurrentHashMap<>();
   private final int[] maxDocs;
   private final Bits[] liveDocs;
   private final long maxBytes;
   private final AtomicLong used = new AtomicLong();
   private final AtomicBoolean overBudgetLogged = new AtomicBoolean();
 
-  @SuppressWarnings("unchecked")
   CompactImpacts(IndexReader reader, long maxBytes, int shift, int blockShift) {
     if (shift < 6 || shift > 16) {
       throw new IllegalArgumentException("the compact postings' windows must have 2^6 to 2^16 docids, got 2^" + shift
@@ -134,11 +135,9 @@ final class CompactImpacts {
     this.blockShift = blockShift;
     this.block = 1 << blockShift;
     int leaves = reader.leaves().size();
-    perLeaf = new ConcurrentHashMap[leaves];
     maxDocs = new int[leaves];
     liveDocs = new Bits[leaves];
     for (int i = 0; i < leaves; i++) {
-      perLeaf[i] = new ConcurrentHashMap<>();
       maxDocs[i] = reader.leaves().get(i).reader().maxDoc();
       liveDocs[i] = reader.leaves().get(i).reader().getLiveDocs();
     }
@@ -153,47 +152,49 @@ final class CompactImpacts {
   /** Marks a term that a segment does not hold. */
   static final Postings ABSENT =
       new Postings(new int[1], new char[0], new byte[0], null, new char[0], 0, new char[0], new byte[0], null);
-  /** What remembering an absent term takes (a map entry), counted in the budget. */
-  private static final long ABSENT_BYTES = 100;
+  /** What a term's slots take besides their references (a map entry and the key), counted in the budget. */
+  private static final long SLOTS_BYTES = 100;
 
   /**
-   * The compact postings of {@code term} in segment {@code leaf}: {@link #ABSENT} when the segment does not hold it,
-   * null when the term is left to Lucene's postings; else copied on first use. The terms dictionary ({@code terms},
-   * the segment's) is only searched the first time: with many segments, a seek per term and segment costs a few
-   * percent of a query.
+   * The slots of {@code term}, one per segment, for {@link #lookup}: one map lookup per query term, not one per term
+   * and segment (with 16 segments and 30 terms a query, 480 hash lookups a query cost about 4% of a search).
+   * Counted in the budget; past it, a term not seen before gets slots that are not kept.
    */
-  Postings lookup(int leaf, BytesRef term, TermsEnum terms) throws IOException {
-    Postings known = perLeaf[leaf].get(term);
+  Postings[] slots(BytesRef term) {
+    Postings[] known = slots.get(term);
     if (known != null) {
-      return known == NONE ? null : known;
+      return known;
     }
-    if (terms.seekExact(term)) {
-      return get(leaf, term, terms);
+    long bytes = SLOTS_BYTES + 8L * maxDocs.length;
+    if (used.addAndGet(bytes) > maxBytes) {
+      used.addAndGet(-bytes);
+      return new Postings[maxDocs.length];
     }
-    if (used.addAndGet(ABSENT_BYTES) <= maxBytes) {
-      if (perLeaf[leaf].putIfAbsent(BytesRef.deepCopyOf(term), ABSENT) != null) {
-        used.addAndGet(-ABSENT_BYTES);
-      }
-    } else {
-      used.addAndGet(-ABSENT_BYTES);
+    Postings[] fresh = new Postings[maxDocs.length];
+    known = slots.putIfAbsent(BytesRef.deepCopyOf(term), fresh);
+    if (known != null) {
+      used.addAndGet(-bytes);
+      return known;
     }
-    return ABSENT;
+    return fresh;
   }
 
   /**
-   * The compact postings of the term on which {@code terms} is positioned in segment {@code leaf} (copied on first
-   * use), or null when the term is left to Lucene's postings.
+   * The compact postings of {@code term} in segment {@code leaf} ({@code termSlots}: {@link #slots} of the term):
+   * {@link #ABSENT} when the segment does not hold it, null when the term is left to Lucene's postings; else copied
+   * on first use. The segment's terms dictionary ({@code terms}) is only searched the first time.
    */
-  Postings get(int leaf, BytesRef term, TermsEnum terms) throws IOException {
-    Postings known = perLeaf[leaf].get(term);
+  Postings lookup(Postings[] termSlots, int leaf, BytesRef term, Terms terms) throws IOException {
+    Postings known = termSlots[leaf];
     if (known == null) {
-      known = perLeaf[leaf].computeIfAbsent(BytesRef.deepCopyOf(term), t -> {
-        try {
-          return build(leaf, t, terms);
-        } catch (IOException e) {
-          throw new java.io.UncheckedIOException(e);
+      synchronized (termSlots) { // one copy per term and segment, whatever the threads
+        known = termSlots[leaf];
+        if (known == null) {
+          TermsEnum termsEnum = terms.iterator();
+          known = termsEnum.seekExact(term) ? build(leaf, term, termsEnum) : ABSENT;
+          termSlots[leaf] = known; // its fields are final: safely read by threads that do not lock
         }
-      });
+      }
     }
     return known == NONE ? null : known;
   }

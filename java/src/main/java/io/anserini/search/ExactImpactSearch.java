@@ -151,6 +151,13 @@ final class ExactImpactSearch {
       queryBoosts[q] = e.getValue().floatValue(); // BoostQuery's boost, the SimScorer's factor
       q++;
     }
+    CompactImpacts.Postings[][] termSlots = null;
+    if (compact != null) {
+      termSlots = new CompactImpacts.Postings[n][];
+      for (int t = 0; t < n; t++) {
+        termSlots[t] = compact.slots(termBytes[t]);
+      }
+    }
     top.reset(k);
     this.k = k;
     blockMaxPause = Math.max(0, blockMaxPause - 1);
@@ -161,10 +168,10 @@ final class ExactImpactSearch {
       if (terms == null) {
         continue;
       }
-      TermsEnum termsEnum = terms.iterator();
-      if (compact != null && searchCompact(leaf, leafOrd, termsEnum, termBytes, intBoosts, n)) {
+      if (compact != null && searchCompact(leaf, leafOrd, terms, termBytes, termSlots, intBoosts, n)) {
         continue;
       }
+      TermsEnum termsEnum = terms.iterator();
       int m = 0;
       double total = 0;
       for (int t = 0; t < n; t++) {
@@ -192,15 +199,15 @@ final class ExactImpactSearch {
    * Searches segment {@code leaf} on the compact postings ({@link CompactImpactSearch}); false (nothing done) when
    * a term of the query in it is not copied or the int sums would not be exact.
    */
-  private boolean searchCompact(LeafReaderContext leaf, int leafOrd, TermsEnum termsEnum, BytesRef[] termBytes,
-                                int[] intBoosts, int n) throws IOException {
+  private boolean searchCompact(LeafReaderContext leaf, int leafOrd, Terms terms, BytesRef[] termBytes,
+                                CompactImpacts.Postings[][] termSlots, int[] intBoosts, int n) throws IOException {
     if (compactTerms.length < n) {
       compactTerms = new CompactImpacts.Postings[Math.max(n, 2 * compactTerms.length)];
       compactBoosts = new int[compactTerms.length];
     }
     int m = 0;
     for (int t = 0; t < n; t++) {
-      CompactImpacts.Postings p = compact.lookup(leafOrd, termBytes[t], termsEnum);
+      CompactImpacts.Postings p = compact.lookup(termSlots[t], leafOrd, termBytes[t], terms);
       if (p == CompactImpacts.ABSENT) {
         continue;
       }
