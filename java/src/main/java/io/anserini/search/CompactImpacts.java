@@ -41,9 +41,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * searcher's life), within a memory budget: a term that would take the copies past it is not copied, and queries
  * using it search that segment through Lucene's postings instead (logged once). Memory: 3 or 4 bytes a posting plus
  * 6 bytes a window and 3 bytes a block (4 for terms with impacts above 255) per term, plus a map entry (about 100
- * bytes) and 8 bytes a segment per term searched. Blocks of 64 docids take 3 bytes per 64 documents of the segment per copied term:
- * about 1 byte a posting for a term in 5% of the documents, 2.75 bytes a posting more on average for the 100
- * fitted queries on 1M and 4M documents (5.77 instead of 3.02 bytes a posting in all).
+ * bytes) and 8 bytes a segment per term searched. Blocks of 64 docids take 3 bytes per 64 documents of the segment
+ * per copied term: about 1 byte a posting for a term in 5% of the documents, 2.75 bytes a posting more on average
+ * for the 100 fitted queries on 1M and 4M documents (5.77 instead of 3.02 bytes a posting in all).
  */
 final class CompactImpacts {
   private static final Logger LOG = LogManager.getLogger(CompactImpacts.class);

@@ -219,6 +219,53 @@ public final class CompactSearchTests {
       }
     });
 
+    tests.put("threads searching the same new terms copy each once per segment, with SimpleImpactSearcher's hits",
+        () -> {
+      // every query term is new to the searcher and shared by several queries: the threads race to look it up
+      List<Map<String, Integer>> queries = new ArrayList<>(queries());
+      queries.addAll(queries());
+      int n = queries.size();
+      String[] qids = new String[n];
+      int[] offsets = new int[n + 1];
+      List<String> terms = new ArrayList<>();
+      List<Double> weights = new ArrayList<>();
+      for (int q = 0; q < n; q++) {
+        qids[q] = "q" + q;
+        for (Map.Entry<String, Integer> e : queries.get(q).entrySet()) {
+          terms.add(e.getKey());
+          weights.add(e.getValue().doubleValue());
+        }
+        offsets[q + 1] = terms.size();
+      }
+      String[] termArray = terms.toArray(new String[0]);
+      double[] weightArray = weights.stream().mapToDouble(Double::doubleValue).toArray();
+      try (SimpleImpactSearcher simple = new SimpleImpactSearcher(index.toString())) {
+        long serialBytes;
+        try (SpladeBatchSearcher serial = new SpladeBatchSearcher(index.toString(), "contents",
+            IdCache.DEFAULT_MAX_BYTES, 1L << 30, SHIFT, SHIFT)) {
+          serial.search(qids, offsets, termArray, weightArray, 1, 50, 1);
+          serialBytes = serial.compactBytes();
+        }
+        for (int round = 0; round < 5; round++) {
+          try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString(), "contents",
+              IdCache.DEFAULT_MAX_BYTES, 1L << 30, SHIFT, SHIFT)) {
+            SpladeBatchSearcher.Result result = batch.search(qids, offsets, termArray, weightArray, 1, 50, 4);
+            for (int q = 0; q < n; q++) {
+              ScoredDoc[] expected = simple.search(queries.get(q), 50);
+              int from = result.offsets[q];
+              check(result.offsets[q + 1] - from == expected.length, "q" + q + ": hits");
+              for (int i = 0; i < expected.length; i++) {
+                check(expected[i].docid.equals(result.docids[from + i]) && expected[i].score == result.scores[from + i],
+                    "round " + round + " q" + q + " rank " + (i + 1) + ": " + result.docids[from + i]);
+              }
+            }
+            check(batch.compactBytes() == serialBytes, "each term copied once per segment: " + batch.compactBytes()
+                + " bytes, one thread " + serialBytes);
+          }
+        }
+      }
+    });
+
     tests.put("a product above 2^24 or an int overflow leaves the search to Lucene's postings", () -> {
       // 16777215 x impacts up to 1,000 overflows an int and is no exact float: Lucene's float products decide
       try (SpladeBatchSearcher batch = new SpladeBatchSearcher(index.toString(), "contents",
