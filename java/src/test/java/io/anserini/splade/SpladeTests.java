@@ -129,6 +129,30 @@ public final class SpladeTests {
     }
   }
 
+  /**
+   * The same index as {@link #writeIndex} (SegmentWriterTests checks that the two writers agree), written by the
+   * segments writer in batches of 500,000 documents: several times faster for millions of documents.
+   */
+  private static void writeIndexBySegments(Path index, int docs,
+                                           java.util.function.IntFunction<Map<String, Integer>> vector)
+      throws Exception {
+    IndexWriterConfig config = new IndexWriterConfig(new WhitespaceAnalyzer());
+    config.setSimilarity(new ImpactSimilarity());
+    try (IndexWriter writer = new IndexWriter(FSDirectory.open(index), config)) {
+      PostingsBatch batch = new PostingsBatch(new ImpactSimilarity(), false);
+      for (int d = 0; d < docs; d++) {
+        Map<String, Integer> v = vector.apply(d);
+        batch.add("d" + d, v.keySet().toArray(new String[0]), v.values().stream().mapToInt(Integer::intValue).toArray(),
+            null);
+        if (batch.docs() == 500_000 || d == docs - 1) {
+          batch.freeze();
+          writer.addIndexes(new BatchCodecReader(batch, false, false, false));
+          batch.clear();
+        }
+      }
+    }
+  }
+
   /** SimpleImpactSearcher's hits as docids and scores. */
   private static ScoredDocs fromScoredDoc(ScoredDoc[] hits) {
     ScoredDocs docs = new ScoredDocs();
@@ -615,12 +639,12 @@ public final class SpladeTests {
       int docs = Integer.getInteger("splade.test.bigDocs", 4_500_000);
       Path index = tmp.resolve("big-index");
       String[] vocab = {"a", "b", "c", "d", "e"};
-      writeIndex(index, docs, d -> {
+      writeIndexBySegments(index, docs, d -> {
         Map<String, Integer> doc = new LinkedHashMap<>();
         doc.put(d % 100_003 == 7 ? "rare" : vocab[(int) ((d * 2654435761L) % vocab.length)],
             1 + (int) ((d * 40503L) % 9));
         return doc;
-      }, 256 << 20);
+      });
       List<Map<String, Integer>> queries = List.of(Map.of("a", 1), Map.of("b", 2, "c", 1), Map.of("rare", 3, "d", 1),
           Map.of("rare", 50, "e", 1));
       List<String> qids = new ArrayList<>();
