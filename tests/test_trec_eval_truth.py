@@ -154,3 +154,21 @@ def test_judged_only_ndcg_star_equals_trec_eval_J(bm25_runs, trec_qrels, tmp_pat
     with_j = trec_eval(["-c", "-J", "-m", "ndcg_cut.10"], path, bm25_runs["cranfield"])["ndcg_cut_10"]["all"]
     without = trec_eval(["-c", "-m", "ndcg_cut.10"], path, bm25_runs["cranfield"])["ndcg_cut_10"]["all"]
     assert with_j != without  # -J changes the value here, so the comparison above tests it
+
+
+# --- ranx's min-max normalisation: here beside the module's other comparison with ranx, because ranx compiles its
+# numba code once per process (about 40 s of CPU in a fresh environment): one module, one worker, one compilation.
+def test_teachers_min_max_matches_ranx():
+    from ranx import Run as RRun
+    from ranx.normalization import norm_switch  # ranx's own "min-max"
+
+    from splade_pyserini.train import teachers
+
+    run = {"q1": {"d1": -1.0, "d2": 2.0, "d5": 0.5}, "q2": {"d1": 0.2, "d4": 0.9}, "q3": {"x": 3.0, "y": 3.0}}
+    got = teachers.min_max(run)
+    ref = norm_switch("min-max")(RRun(run)).to_dict()
+    assert set(ref) == set(got)
+    for q in ref:
+        assert set(ref[q]) == set(got[q])
+        for d in ref[q]:
+            assert got[q][d] == pytest.approx(ref[q][d], abs=1e-6)
