@@ -30,11 +30,12 @@ def reference_model(model_dir):
 
 
 def formula(model, tokenizer, text, max_length=512):
-    """w_j = max_i log(1 + relu(logit_ij)) over the text's positions, float64."""
+    """w_j = max_i log(1 + relu(logit_ij)) over the text's positions, float64 (log1p and relu taken after the max:
+    both are monotone, so the value is the same, for 1/length of the work)."""
     enc = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")
     with torch.no_grad():
         logits = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits[0]
-    return torch.log1p(torch.relu(logits)).max(dim=0).values.numpy()
+    return torch.log1p(torch.relu(logits.max(dim=0).values)).numpy()
 
 
 def sample_documents(collection, n):
