@@ -29,7 +29,10 @@ import java.util.Arrays;
  * <p>MaxScore (adding the non-essential terms only to the documents that the essential ones bring near the
  * threshold) was measured here and dropped: on SPLADE-like impacts the non-essential bounds add up to nearly the
  * threshold, so after the essential terms more than 99% of the runs of 64 documents still held a possible entrant
- * (1M fitted synthetic documents, k = 10), and listing candidates cost more than adding the remaining postings.
+ * (1M fitted synthetic documents, k = 10), and listing candidates cost more than adding the remaining postings. A
+ * stricter split (non-essential bounds adding up to at most a quarter or half of the threshold, their postings looked
+ * up by a galloping search for the documents that the others bring within reach) was slower as well: with the
+ * threshold still low in the first windows, too many documents are within reach (benchmarks/README.md).
  *
  * <p>Memory per search thread: the accumulators (4 bytes a docid of the window) and two arrays per query term.
  */
