@@ -117,9 +117,12 @@ def test_run_reproduces_the_committed_config(name, request, tmp_path):
     assert all(ours[q] == theirs[q] for q in ours)
 
 
-def test_changed_expected_values_fail_with_a_readable_diff(cranfield_pipeline, tmp_path):
-    config = copy_config("cranfield", tmp_path)
+def test_changed_expected_values_fail_with_a_readable_diff(exported_sample, sample_pipeline, tmp_path):
+    config = tmp_path / exported_sample.name  # the bundled sample's config (a whole collection proves nothing more)
+    shutil.copytree(exported_sample.parent / regression.TOPICS_DIR, tmp_path / regression.TOPICS_DIR)
+    shutil.copy(exported_sample, config)
     d = yaml.safe_load(config.read_text())
+    topic = d["topics"][0]["name"]
     expected = d["models"][0]["results"]["nDCG@10"][0]
     wrong = round(expected + 0.0123, 4)
     terms = d["index_stats"]["total terms"]
@@ -128,14 +131,14 @@ def test_changed_expected_values_fail_with_a_readable_diff(cranfield_pipeline, t
     text = text.replace(f"  total terms: {terms}", f"  total terms: {terms + 1}")
     assert text != config.read_text()
     config.write_text(text)
-    proc = cli("run", config, "--index", cranfield_pipeline["index"])
+    proc = cli("run", config, "--index", sample_pipeline["index"])
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "FAILED: 2 of 7 checks differ" in proc.stderr
     line = next(ln for ln in proc.stderr.splitlines() if "nDCG@10" in ln)
-    assert "topics 'cranfield'" in line and f"expected {wrong:.4f}" in line and f"actual {expected:.4f}" in line
+    assert f"topics '{topic}'" in line and f"expected {wrong:.4f}" in line and f"actual {expected:.4f}" in line
     line = next(ln for ln in proc.stderr.splitlines() if "total terms" in ln)
     assert f"expected {terms + 1}" in line and f"actual {terms}" in line
-    assert "[OK  ] MAP on topics 'cranfield'" in proc.stdout
+    assert f"[OK  ] MAP on topics '{topic}'" in proc.stdout
 
 
 # --- queries longer than Lucene's default clause limit ------------------------------------------------------------
@@ -215,19 +218,20 @@ def test_numbers_below_one_are_refused_before_any_work(args):
 
 
 # --- stock Anserini accepts the exported config -------------------------------------------------------------------
-def test_anserinis_own_runner_reproduces_an_exported_config(exported_cranfield, cranfield_pipeline, tmp_path):
+def test_anserinis_own_runner_reproduces_an_exported_config(exported_sample, sample_pipeline, tmp_path):
     """ReproduceFromDocumentCollection reads the YAML (Jackson), builds the IndexCollection / IndexReaderUtils /
     SearchCollection / trec_eval commands from its fields, and verifies stats and metrics. The config is the one
     exported from this session's vectors (pinned to them), so Anserini's exact statistics hold on any CPU; the
     encode output folder goes to stock IndexCollection as it is (its record file is not read as documents)."""
     work = tmp_path / "anserini"
-    proc = cli("run", exported_cranfield, "--runner", "anserini", "--corpus-path", cranfield_pipeline["vectors"],
+    proc = cli("run", exported_sample, "--runner", "anserini", "--corpus-path", sample_pipeline["vectors"],
                "--work-dir", work, "--output", tmp_path / "report.json", "--verbose")
     assert proc.returncode == 0, proc.stdout + proc.stderr[-4000:]
     log = proc.stderr
     assert "Index statistics successfully verified!" in log
     assert "io.anserini.index.IndexCollection -collection JsonVectorCollection" in log
-    assert "-topicReader TsvInt" in log and "-impact -pretokenized -hits 1000" in log
+    reader = yaml.safe_load(exported_sample.read_text())["topic_reader"]
+    assert f"-topicReader {reader}" in log and "-impact -pretokenized -hits 1000" in log
     checks = json.loads((tmp_path / "report.json").read_text())["checks"]
     metrics = [c for c in checks if c["kind"] == "metric"]
     assert len(metrics) == 4 and all(c["ok"] and c["actual"] == c["expected"] for c in metrics)
@@ -295,17 +299,19 @@ def test_export_fast_without_the_extension_is_a_clear_error(tiny_encoder, cranfi
     assert not list(tmp_path.iterdir())
 
 
-def test_fast_config_names_the_extension_and_reproduces(cranfield_pipeline, tmp_path):
+def test_fast_config_names_the_extension_and_reproduces(exported_sample, sample_pipeline, tmp_path):
     from splade_pyserini import javabuild, javaext
 
     if javabuild.extension_jar() is None:
         pytest.skip("no javac >= 21 to build the Java extension")
-    config = copy_config("cranfield", tmp_path)
-    text = config.read_text().replace("collection_class: JsonVectorCollection",
+    config = tmp_path / exported_sample.name  # the bundled sample's exported config, with the extension's classes
+    shutil.copytree(exported_sample.parent / regression.TOPICS_DIR, tmp_path / regression.TOPICS_DIR)
+    text = exported_sample.read_text().replace("collection_class: JsonVectorCollection",
                                       f"collection_class: {javaext.COLLECTION}")
     text = text.replace("generator_class: DefaultLuceneDocumentGenerator", f"generator_class: {javaext.GENERATOR}")
     config.write_text(text)
-    proc = cli("run", config, "--corpus-path", cranfield_pipeline["vectors"])
+    assert text.count(javaext.COLLECTION) == 1 and text.count(javaext.GENERATOR) == 1
+    proc = cli("run", config, "--corpus-path", sample_pipeline["vectors"])
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert proc.stdout.count("[OK  ]") == 8  # the vectors, 3 index statistics, 4 metrics
 
@@ -370,16 +376,18 @@ def quiet_run(config: Path, vectors: Path, tmp_path: Path):
     return regression.run_regression(config, corpus_path=vectors, work_dir=tmp_path / "work", log=lambda m: None)
 
 
-def test_pinned_vectors_reproduce_exactly(exported_cranfield, cranfield_pipeline, tmp_path):
-    report = quiet_run(exported_cranfield, cranfield_pipeline["vectors"], tmp_path)
+# the mechanisms on the bundled sample's exported config (a whole collection proves nothing more; the committed
+# configs are reproduced on whole collections above)
+def test_pinned_vectors_reproduce_exactly(exported_sample, sample_pipeline, tmp_path):
+    report = quiet_run(exported_sample, sample_pipeline["vectors"], tmp_path)
     assert report.ok and report.vectors == "identical", report.summary()
     assert "on the pinned vectors" in report.summary()
     assert all(c.ok for c in report.checks) and len(report.checks) == 8
 
 
-def test_one_boundary_weight_a_step_away_is_explained_and_passes(exported_cranfield, cranfield_pipeline, tmp_path):
+def test_one_boundary_weight_a_step_away_is_explained_and_passes(exported_sample, sample_pipeline, tmp_path):
     """What another CPU's float32 kernels do: a weight at a rounding boundary comes out one step away."""
-    _, boundary = pins_of(exported_cranfield)
+    _, boundary = pins_of(exported_sample)
     (docid, term), pinned = next((k, w) for k, w in sorted(boundary.items()) if w >= 2)
 
     def edit(doc):
@@ -387,8 +395,8 @@ def test_one_boundary_weight_a_step_away_is_explained_and_passes(exported_cranfi
             doc["vector"][term] = pinned + 1
         return doc
 
-    vectors = edited_copy(cranfield_pipeline["vectors"], tmp_path / "v", edit)
-    report = quiet_run(exported_cranfield, vectors, tmp_path)
+    vectors = edited_copy(sample_pipeline["vectors"], tmp_path / "v", edit)
+    report = quiet_run(exported_sample, vectors, tmp_path)
     assert report.ok and report.vectors == "re-encoded", report.summary()
     (check,) = [c for c in report.checks if c.kind == "vectors"]
     assert f"1 of {len(boundary)} rounding-boundary weights differ by one step" in check.note
@@ -399,8 +407,8 @@ def test_one_boundary_weight_a_step_away_is_explained_and_passes(exported_cranfi
 
 
 @pytest.mark.parametrize("change", ["weight+5", "boundary+2", "dropped document"])
-def test_vectors_with_a_real_change_fail_naming_it(change, exported_cranfield, cranfield_pipeline, tmp_path):
-    _, boundary = pins_of(exported_cranfield)
+def test_vectors_with_a_real_change_fail_naming_it(change, exported_sample, sample_pipeline, tmp_path):
+    _, boundary = pins_of(exported_sample)
     first = {}
 
     def edit(doc):
@@ -417,12 +425,12 @@ def test_vectors_with_a_real_change_fail_naming_it(change, exported_cranfield, c
             doc["vector"][term] = int(doc["vector"].get(term, 0)) + (5 if change == "weight+5" else 2)
         return doc
 
-    vectors = edited_copy(cranfield_pipeline["vectors"], tmp_path / "v", edit)
-    report = quiet_run(exported_cranfield, vectors, tmp_path)
+    vectors = edited_copy(sample_pipeline["vectors"], tmp_path / "v", edit)
+    report = quiet_run(exported_sample, vectors, tmp_path)
     assert not report.ok and report.vectors == "different"
     assert "not the config's vectors" in report.summary() or "not float noise" in report.summary()
     assert "vectors:" in report.summary()
-    proc = cli("run", exported_cranfield, "--corpus-path", vectors)
+    proc = cli("run", exported_sample, "--corpus-path", vectors)
     assert proc.returncode == 1 and "FAILED" in proc.stderr
 
 
