@@ -33,14 +33,14 @@ quickstart: $(STAMP)
 
 # make test: every test (CI runs it), in TEST_WORKERS pytest-xdist workers (default 2: the 2-core machines; each
 # module's tests stay in one worker, so its fixtures are built once; the collections' pipelines are built once for
-# all workers). make test-fast: the edit loop, one process, leaving out the tests marked slow (a Python or JVM
-# subprocess, a whole collection encoded, a notebook); it fails a test that starts one while not marked slow.
+# all workers). make test-fast: the edit loop, in the same workers, leaving out the tests marked slow (a Python or
+# JVM subprocess, a whole collection encoded, a notebook); it fails a test that starts one while not marked slow.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=25
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" --durations=10
+	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadscope --durations=10
 
 # BM25 vs splade-tiny on Vaswani and Cranfield: runs, significance tests with corrected p-values, meta-analysis and
 # forest plot in work/suite/results (COLLECTIONS: a folder holding the BEIR-layout vaswani/ and cranfield/).
