@@ -253,11 +253,10 @@ def _compare_ks_in_child(index: Path, queries: dict, scale: float = 1.0) -> list
         with open({str(queries_file)!r}) as f:
             queries = json.load(f)
         out = []
-        for k in {KS!r}:
-            for threads in {THREADS!r}:
-                r = bench_java.compare_search({str(index)!r}, {str(index)!r}, queries, k=k, scale={scale},
-                                              threads=threads)
-                out.append({{"k": k, "threads": threads, **r}})
+        for k in {KS!r}:  # the stock hits of each k computed once, for every thread count
+            for r in bench_java.compare_search_threads({str(index)!r}, {str(index)!r}, queries, k, {scale},
+                                                       {THREADS!r}):
+                out.append({{"k": k, **r}})
         print(json.dumps(out))
     """)
 

@@ -9,7 +9,7 @@
   :class:`~splade_pyserini.search.SpladeSearcher` (queries encoded in parallel, one JNI call per batch);
   last line ``ratio_vs_pyserini=<x>``.
 
-Also helpers shared with the tests: :func:`stock_index`, :func:`compare_search` (and, re-exported from
+Also helpers shared with the tests: :func:`stock_index`, :func:`compare_search`, :func:`compare_search_threads` (and, re-exported from
 :mod:`.synthetic`, :func:`synthetic_vectors`, :func:`synthetic_queries`, :func:`round_vectors`).
 """
 
@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -216,25 +216,38 @@ def compare_search(stock_index_dir: str | os.PathLike, fast_index_dir: str | os.
 
     Runs in this process's JVM (call ``javaext.enable()`` before anything starts it).
     """
+    (result,) = compare_search_threads(stock_index_dir, fast_index_dir, queries, k, scale, (threads,))
+    return {key: value for key, value in result.items() if key != "threads"}
+
+
+def compare_search_threads(stock_index_dir: str | os.PathLike, fast_index_dir: str | os.PathLike,
+                           queries: Mapping[str, Vector], k: int, scale: float,
+                           thread_counts: Sequence[int]) -> list[dict]:
+    """:func:`compare_search` for each of ``thread_counts`` (the stock hits computed once): a list of
+    ``{"threads", "queries", "hits", "mismatched"}``."""
     from .. import javaext
     from ..anserini import autoclass
 
-    batch = javaext.BatchSearcher(fast_index_dir)
     qids = list(queries)
-    fast = batch.search([queries[q] for q in qids], qids, k=k, threads=threads, scale=scale)
-    batch.close()
+    fast = {}
+    for threads in thread_counts:
+        batch = javaext.BatchSearcher(fast_index_dir)
+        fast[threads] = batch.search([queries[q] for q in qids], qids, k=k, threads=threads, scale=scale)
+        batch.close()
     simple = autoclass("io.anserini.search.SimpleImpactSearcher")(str(stock_index_dir))
     HashMap, Integer = autoclass("java.util.HashMap"), autoclass("java.lang.Integer")
-    mismatched = []
+    mismatched: dict[int, list[str]] = {threads: [] for threads in thread_counts}
     hits = 0
     for q in qids:
         ints = {t: v for t, w in queries[q].items() if (v := quantize_weight(w, scale)) > 0}
         expected = _stock_hits(simple, ints, k, HashMap, Integer)
         hits += len(expected)
-        if expected != fast[q]:
-            mismatched.append(q)
+        for threads in thread_counts:
+            if expected != fast[threads][q]:
+                mismatched[threads].append(q)
     simple.close()
-    return {"queries": len(qids), "hits": hits, "mismatched": mismatched}
+    return [{"threads": threads, "queries": len(qids), "hits": hits, "mismatched": mismatched[threads]}
+            for threads in thread_counts]
 
 
 def _pyserini_query_encoder(encoder, work: Path):
