@@ -9,8 +9,9 @@
   :class:`~splade_pyserini.search.SpladeSearcher` (queries encoded in parallel, one JNI call per batch);
   last line ``ratio_vs_pyserini=<x>``.
 
-Also helpers shared with the tests: :func:`stock_index`, :func:`compare_search`, :func:`compare_search_threads` (and, re-exported from
-:mod:`.synthetic`, :func:`synthetic_vectors`, :func:`synthetic_queries`, :func:`round_vectors`).
+Also helpers shared with the tests: :func:`stock_index`, :func:`compare_search`, :func:`compare_search_threads`
+(and, re-exported from :mod:`.synthetic`, :func:`synthetic_vectors`, :func:`synthetic_queries`,
+:func:`round_vectors`).
 """
 
 from __future__ import annotations
