@@ -20,7 +20,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 CELL_TIMEOUT = 240  # seconds, per cell
 TOTAL_BUDGET = 300  # seconds, the three notebooks together
-SMOKE_ENV = {"SPLADE_NB_EXTRA_DOCS": "200", "SPLADE_NB_QUERIES": "25"}  # notebook 02's subset under test
+SMOKE_ENV = {"SPLADE_NB_EXTRA_DOCS": "100", "SPLADE_NB_QUERIES": "15"}  # notebook 02's subset under test
 
 _durations: dict[str, float] = {}
 
