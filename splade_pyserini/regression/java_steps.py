@@ -75,10 +75,11 @@ def index_corpus(d: dict, corpus: Path, index: Path, threads: int | None = None)
     corpus = Path(corpus)
     stock = str(d["collection_class"]) == STOCK_COLLECTION and corpus.is_dir()
     main = "io.anserini.index.IndexCollection"
-    if classpath and str(d["collection_class"]) == "SpladeVectorCollection":
-        from ..javaext import INDEXER_MAIN
+    if classpath:
+        from .. import javaext
 
-        main = INDEXER_MAIN  # the extension's IndexCollection: its segments writer, exit 1 on a malformed line
+        if str(d["collection_class"]) == javaext.COLLECTION:
+            main = javaext.INDEXER_MAIN  # the extension's IndexCollection: its segments writer, exit 1 on a bad line
     with collection_input(corpus, shard_files(corpus)) if stock else nullcontext(corpus) as source:
         with atomic_directory(index) as tmp:
             java_process(main, index_args(d, str(source), str(tmp), threads), classpath,
