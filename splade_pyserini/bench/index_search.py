@@ -108,24 +108,19 @@ def _time_all(vectors_dir: Path, work: Path, label: str, threads: int, scale: fl
     fast = javaext.fast_index(vectors_dir, fast_dir, scale=scale, threads=threads)
     cpu3 = _child_cpu_seconds()
     stock_in, fast_in = stock["indexing_seconds"], fast.get("indexing_seconds")
-    row = {"corpus": label, "docs": fast.get("indexed"), "stock_s": round(stock["seconds"], 2)}
-    if docs:
-        row["documents_s"] = round(docs["seconds"], 2)
-    row.update({"fast_s": round(fast["seconds"], 2), "ratio": round(stock["seconds"] / fast["seconds"], 2),
-                "stock_index_s": stock_in})
-    if docs:
-        row["documents_index_s"] = docs.get("indexing_seconds")
-    row.update({"fast_index_s": fast_in,
-                "ratio_no_jvm": round(stock_in / fast_in, 2) if stock_in and fast_in else "",
-                "stock_cpu_s": round(cpu1 - cpu0, 1)})
-    if docs:
-        row["documents_cpu_s"] = round(cpu2 - cpu1, 1)
-    row.update({"fast_cpu_s": round(cpu3 - cpu2, 1), "cpu_ratio": round((cpu1 - cpu0) / max(1e-9, cpu3 - cpu2), 2)})
-    if docs:
-        docs_in = docs.get("indexing_seconds")
-        row["vs_documents_no_jvm"] = round(docs_in / fast_in, 2) if docs_in and fast_in else ""
-        row["vs_documents_cpu"] = round((cpu2 - cpu1) / max(1e-9, cpu3 - cpu2), 2)
-    row.update({"stock_mb": round(_dir_size(stock_dir) / 2**20, 1), "fast_mb": round(_dir_size(fast_dir) / 2**20, 1)})
+    docs_in = docs.get("indexing_seconds") if docs else None
+    row = {"corpus": label, "docs": fast.get("indexed"), "stock_s": round(stock["seconds"], 2),
+           "documents_s": round(docs["seconds"], 2) if docs else None,
+           "fast_s": round(fast["seconds"], 2), "ratio": round(stock["seconds"] / fast["seconds"], 2),
+           "stock_index_s": stock_in, "documents_index_s": docs_in, "fast_index_s": fast_in,
+           "ratio_no_jvm": round(stock_in / fast_in, 2) if stock_in and fast_in else "",
+           "stock_cpu_s": round(cpu1 - cpu0, 1), "documents_cpu_s": round(cpu2 - cpu1, 1),
+           "fast_cpu_s": round(cpu3 - cpu2, 1), "cpu_ratio": round((cpu1 - cpu0) / max(1e-9, cpu3 - cpu2), 2),
+           "vs_documents_no_jvm": round(docs_in / fast_in, 2) if docs_in and fast_in else "",
+           "vs_documents_cpu": round((cpu2 - cpu1) / max(1e-9, cpu3 - cpu2), 2),
+           "stock_mb": round(_dir_size(stock_dir) / 2**20, 1), "fast_mb": round(_dir_size(fast_dir) / 2**20, 1)}
+    if not docs:  # the documents writer was skipped: no columns for it
+        row = {key: value for key, value in row.items() if "documents" not in key}
     if check is None:
         check = scale is None and (fast.get("indexed") or 0) <= 20_000
     if check:  # with a scale, stock Anserini truncates float weights and the indexes legitimately differ
