@@ -1,7 +1,9 @@
 """BM25 with Anserini's defaults (k1 = 0.9, b = 0.4): the package's one BM25 — the baseline of the tables that put
 SPLADE beside it, and the first stage and teacher of the training experiment (:mod:`splade_pyserini.train.experiment`).
-A Lucene index of a corpus (Anserini's ``IndexCollection``, its default English analyser) searched through Pyserini's
-``LuceneSearcher``."""
+A Lucene index of a corpus (Anserini's ``IndexCollection``, its default English analyser) searched by Anserini's
+``SimpleSearcher``, the Java class under Pyserini's ``LuceneSearcher``, called directly: importing
+``pyserini.search.lucene`` costs ~15 s of CPU (it imports Pyserini's every encoder, torch and transformers among
+them), several times the search itself."""
 
 from __future__ import annotations
 
@@ -41,18 +43,23 @@ def build_bm25_index(corpus: str | os.PathLike, index_dir: str | os.PathLike, th
 
 def bm25_search(index_dir: str | os.PathLike, queries: dict[str, str], k: int | None = 1000, threads: int = 1,
                 k1: float = 0.9, b: float = 0.4) -> Run:
-    """Anserini's BM25 (Lucene's, through Pyserini's ``LuceneSearcher``) top ``k`` of each query; ``k=None``: every
-    document that matches a query term (a document that matches none scores 0)."""
-    from ..anserini import start_jvm
+    """Anserini's BM25 top ``k`` of each query (``SimpleSearcher.batch_search``, what Pyserini's
+    ``LuceneSearcher.batch_search`` calls); ``k=None``: every document that matches a query term (a document that
+    matches none scores 0)."""
+    from ..anserini import autoclass
 
-    start_jvm()
-    from pyserini.search.lucene import LuceneSearcher
-
-    searcher = LuceneSearcher(str(index_dir))
-    searcher.set_bm25(k1, b)
-    if k is None:
-        k = max(1, searcher.num_docs)
-    qids = list(queries)
-    hits = searcher.batch_search([queries[q] for q in qids], qids, k=k, threads=threads)
-    searcher.close()
+    searcher = autoclass("io.anserini.search.SimpleSearcher")(str(index_dir))
+    try:
+        searcher.set_bm25(float(k1), float(b))
+        if k is None:
+            k = max(1, int(searcher.get_total_num_docs()))
+        qids = list(queries)
+        texts, ids = autoclass("java.util.ArrayList")(), autoclass("java.util.ArrayList")()
+        for q in qids:
+            texts.add(queries[q])
+            ids.add(q)
+        found = searcher.batch_search(texts, ids, int(k), int(threads))
+        hits = {e.getKey(): e.getValue() for e in found.entrySet().toArray()}
+    finally:
+        searcher.close()
     return from_hits({q: [(h.docid, h.score) for h in hits.get(q, [])] for q in qids})
