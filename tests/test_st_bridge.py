@@ -5,13 +5,17 @@ ST-built folders load here with ST's own vectors; unrepresentable folders are re
 Equality figures are printed (``pytest -s``) as ``ST-EQUALITY <case> <kind> max_abs_diff=… top20=…/…``.
 """
 
+import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-pytest.importorskip("sentence_transformers", reason="sentence-transformers is a test dependency (pip install .[test])")
+# found, not imported: importing sentence-transformers (with datasets, sklearn, pandas) costs ~7 s, paid at collection
+# by every pytest-xdist worker; the tests import it when they run
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None,
+                                reason="sentence-transformers is a test dependency (pip install .[test])")
 
 from helpers import as_ranking, run_cli, run_main  # noqa: E402
 from test_train_trainer import CRANFIELD, _config, data_files  # noqa: E402,F401  (the tiny training fixture)
