@@ -8,8 +8,9 @@ float32 forward pass differs between CPUs in its low bits (kernel choice, FMA, v
 * ``vectors_sha256``: a checksum of the vectors' content (every document, in order: its id and its sorted
   ``term:weight`` pairs; independent of sharding, file layout and the stored text);
 * a *boundary list* (a small gzipped side file, ``docid<TAB>term<TAB>pinned weight`` lines): every entry whose
-  float32 ``w × scale``, on the machine that exported the config, lay within ``2 × DELTA`` of a boundary
-  (the weight a float64 pass, or any other CPU's float32 pass, could round differently), pinned weight 0 included;
+  float32 ``w × scale``, on the machine that encoded the vectors (``encode`` keeps them beside its shards; else the
+  export encodes the corpus again), lay within ``2 × DELTA`` of a boundary (the weight a float64 pass, or any other
+  CPU's float32 pass, could round differently), pinned weight 0 included;
 * ``vectors_masked_sha256``: the same checksum with the listed entries left out.
 
 Checking a folder (:func:`check_vectors`): the full checksum matches → the pinned vectors, results must be
@@ -85,19 +86,63 @@ def digest(folder: str | os.PathLike, boundary: dict[tuple[str, str], int] | Non
     return Digest(full.hexdigest(), masked.hexdigest(), n, weights)
 
 
+def boundary_window(delta: float | None = None) -> float:
+    """The boundary window, in units of ``w × scale``: ``WINDOW_FACTOR × delta`` (default ``exact.DELTA``)."""
+    from .exact import DELTA
+
+    return WINDOW_FACTOR * (DELTA if delta is None else float(delta))
+
+
+def recorded_boundary(vectors: str | os.PathLike, window: float) -> dict[tuple[str, str], int] | None:
+    """The boundary entries ``encode`` kept beside the shards of ``vectors`` (see :mod:`splade_pyserini.vectors`)
+    for this ``window``; None when some shard has none (``--exact``, an earlier version) or its file is missing or
+    changed."""
+    from .fileio import read_record
+    from .provenance import file_sha256
+    from .vectors import complete_encoding_meta
+
+    record = complete_encoding_meta(vectors)
+    shards = record.get("shard_records")
+    if not isinstance(shards, dict) or not shards or record.get("exact"):
+        return None
+    out: dict[tuple[str, str], int] = {}
+    for name in sorted(shards):
+        kept = shards[name].get("boundary")
+        if not isinstance(kept, dict) or kept.get("window") != window:
+            return None
+        path = Path(vectors) / str(kept.get("file"))
+        if not path.is_file() or file_sha256(path) != kept.get("sha256"):
+            return None
+        data = read_record(path) or {}
+        if data.get("boundary_window") != window or not isinstance(data.get("boundary"), list):
+            return None
+        out.update(((str(d), str(t)), int(w)) for d, t, w in data["boundary"])
+    return out
+
+
 def boundary_entries(encoder, collection: str | os.PathLike, vectors: str | os.PathLike,
                      delta: float | None = None, batch: int = 256) -> dict[tuple[str, str], int]:
-    """``{(docid, term): pinned weight}`` for every entry whose float32 ``w × scale`` (here, now) lies within
+    """``{(docid, term): pinned weight}`` for every entry whose float32 ``w × scale`` lies within
     ``WINDOW_FACTOR × delta`` of a rounding boundary; the pinned weight is the one ``vectors`` hold (0 if absent).
 
-    The documents of ``collection`` are encoded once more (float32, as ``encode`` does, without ``--exact``)."""
+    What ``encode`` found while encoding them (:func:`recorded_boundary`), when it kept that for every shard and the
+    vectors are ``collection``'s at ``encoder``'s scale; else the documents of ``collection`` are encoded once more
+    here (float32, as ``encode`` does, without ``--exact``)."""
     import numpy as np
 
     from .corpus import read_corpus
-    from .exact import DELTA, near_boundary
+    from .exact import near_boundary
+    from .provenance import corpus_fingerprint, normalize
+    from .vectors import complete_encoding_meta
 
-    delta = DELTA if delta is None else float(delta)
+    window = boundary_window(delta)
     scale = float(encoder.card.scale)
+    record = normalize(complete_encoding_meta(vectors))
+    if record.get("corpus_sha256") == corpus_fingerprint(collection) and record.get("scale") is not None \
+            and float(record["scale"]) == scale:
+        recorded = recorded_boundary(vectors, window)
+        if recorded is not None:
+            return recorded
     pinned = dict(read_vectors(vectors))
     out: dict[tuple[str, str], int] = {}
     docs = list(read_corpus(collection))
@@ -107,7 +152,7 @@ def boundary_entries(encoder, collection: str | os.PathLike, vectors: str | os.P
         part = docs[start:start + batch]
         ids = encoder.tokenize([d.text for d in part], encoder.card.doc_max_length)
         sparse = encoder.encode_ids(ids, "document", exact=False)
-        near = near_boundary(sparse.weights, scale, WINDOW_FACTOR * delta)
+        near = near_boundary(sparse.weights, scale, window)
         rows = np.searchsorted(sparse.offsets, np.flatnonzero(near), side="right") - 1
         for row, col in zip(rows.tolist(), sparse.terms[near].tolist()):
             docid = part[row].id

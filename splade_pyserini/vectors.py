@@ -6,6 +6,12 @@ Layout of an output folder::
                                    settings) and a record per shard (document range, count, sha256)
     DIR/vectors-00000.jsonl        shards of ``shard_size`` documents each, written atomically
     DIR/vectors-00000.parquet      (``--format parquet``: columns id, contents, terms list<string>, weights list<int32>)
+    DIR/vectors-00000.boundary     (without ``--exact``) the shard's weights whose float32 ``w × scale`` lay near a
+                                   rounding boundary, ``[docid, term, weight]``: what a regression config pins
+                                   (:func:`~.vector_pins.boundary_entries`), found here while encoding instead of
+                                   by encoding the corpus again; a record (:func:`~.fileio.write_record`), which
+                                   Anserini's JSON collections read as one empty document, and this package's
+                                   collection not at all (not a shard name)
 
 Integer weights are ``round(w * scale)`` with halves away from zero; zeros are dropped.
 
@@ -45,6 +51,13 @@ from .provenance import shard_files  # noqa: F401 (vectors.shard_files: the one 
 META_FILE = "encoding.meta"
 LEGACY_META_FILE = LEGACY_VECTORS_RECORD
 FORMATS = {"jsonl": ".jsonl", "parquet": ".parquet"}
+#: A shard's boundary entries beside it (``vectors-00003.boundary``): not a shard suffix.
+BOUNDARY_SUFFIX = ".boundary"
+
+
+def boundary_name(shard: str) -> str:
+    """The name of the boundary entries beside the shard named ``shard``."""
+    return shard.split(".", 1)[0] + BOUNDARY_SUFFIX
 
 
 def shard_name(index: int, fmt: str = "jsonl") -> str:
@@ -155,18 +168,39 @@ class ShardFormatter:
 
 class _ShardWriter:
     """One shard under its temporary name (``.vectors-00003.jsonl.tmp``: only this folder's writer of that shard
-    uses it); :meth:`close` records the shard (documents, checksum) and then renames it into place."""
+    uses it), and with a ``window``, its boundary entries (``.vectors-00003.boundary.tmp``); :meth:`close` records
+    the shard (documents, checksums) and then renames them into place, the shard last."""
 
-    def __init__(self, out: Path, index: int, fmt: str, meta: dict, publish):
+    def __init__(self, out: Path, index: int, fmt: str, meta: dict, publish, window: float | None = None):
         self.fmt, self.index, self.meta, self.publish = fmt, index, meta, publish
         self.path = out / shard_name(index, fmt)
         self.tmp = out / f".{self.path.name}.tmp"
+        self.window = window
+        self.boundary = out / boundary_name(self.path.name) if window else None
+        self.boundary_tmp = out / f".{self.boundary.name}.tmp" if window else None
+        self.near: list[list] | None = [] if window else None  # [docid, term, weight] of the entries near one
         self._file = os.fdopen(os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), "wb")
         self._parquet = None
         self.documents = 0
 
+    def _note_boundary(self, formatter: ShardFormatter, docs: list[Document], batch: SparseBatch) -> None:
+        """The batch's weights whose float32 ``w × scale`` lies within the window of a boundary ``n + ½``, with the
+        integer this shard holds for them (0: left out)."""
+        from .exact import near_boundary
+
+        at = np.flatnonzero(near_boundary(batch.weights, formatter.scale, self.window))
+        if len(at) == 0:
+            return
+        rows = np.searchsorted(batch.offsets, at, side="right") - 1
+        pinned = quantize(batch.weights[at], formatter.scale)
+        vocab = formatter.vocab
+        self.near.extend([docs[r].id, vocab[t], w] for r, t, w in
+                         zip(rows.tolist(), batch.terms[at].tolist(), pinned.tolist()))
+
     def write(self, formatter: ShardFormatter, docs: list[Document], batch: SparseBatch) -> None:
         self.documents += len(docs)
+        if self.near is not None:
+            self._note_boundary(formatter, docs, batch)
         if self.fmt == "jsonl":
             self._file.write(formatter.jsonl(docs, batch))
             return
@@ -183,16 +217,20 @@ class _ShardWriter:
             if self._parquet is not None:
                 self._parquet.close()
             self._file.close()
+            if ok and self.near is not None:
+                write_record(self.boundary_tmp, {"boundary_window": self.window, "boundary": self.near})
             if ok:
                 self.publish(self)
         finally:
-            if self.tmp.exists():
-                self.tmp.unlink(missing_ok=True)
+            for tmp in (self.tmp, self.boundary_tmp):
+                if tmp is not None and tmp.exists():
+                    tmp.unlink(missing_ok=True)
 
 
 # --- provenance: what proves that a shard belongs to this run (the rule: provenance.check_resume) -----------------
 _SHARD = re.compile(r"vectors-(\d{5})\.(jsonl|parquet)")
-_OURS = re.compile(r"(vectors-\d{5}\.(jsonl|parquet)|\.vectors-\d{5}\.(jsonl|parquet)\.tmp|\.rank-\d+-of-\d+\.json"
+_OURS = re.compile(r"(vectors-\d{5}\.(jsonl|parquet|boundary)|\.vectors-\d{5}\.(jsonl|parquet|boundary)\.tmp"
+                   r"|\.rank-\d+-of-\d+\.json"
                    r"|\..+\.[0-9a-f]{12}\.tmp|encoding\.json)")
 
 
@@ -287,6 +325,7 @@ def _prepare(out: Path, lock, meta: dict, rank: int, world: int, fmt: str, overw
                 done.add(int(m.group(1)))
             else:  # the same documents' shard, cut at another --limit: redone
                 path.unlink()
+                (out / boundary_name(path.name)).unlink(missing_ok=True)
                 records.pop(path.name)
         for stale in out.glob(".vectors-*.tmp"):  # left by a killed writer of this rank's shards
             if int(stale.name[9:14]) % world == rank:
@@ -304,10 +343,15 @@ def _publisher(out: Path, lock, limit: int | None, shard_size: int):
     def publish(writer: _ShardWriter) -> None:
         record = {"first": writer.index * shard_size, "documents": writer.documents, "limit": limit,
                   "sha256": file_sha256(writer.tmp), "bytes": writer.tmp.stat().st_size}
+        if writer.boundary is not None:
+            record["boundary"] = {"file": writer.boundary.name, "window": writer.window,
+                                  "entries": len(writer.near), "sha256": file_sha256(writer.boundary_tmp)}
         with lock.records():
             meta = read_record(out / META_FILE)
             meta.setdefault("shard_records", {})[writer.path.name] = record
             write_record(out / META_FILE, meta)
+            if writer.boundary is not None:
+                os.replace(writer.boundary_tmp, writer.boundary)
             os.replace(writer.tmp, writer.path)
 
     return publish
@@ -390,6 +434,11 @@ def _encode(encoder, corpus, out: Path, lock, meta: dict, done: set[int], rank: 
     formatter = ShardFormatter(encoder.vocab, encoder.card.scale, with_contents)
     max_length = encoder.card.doc_max_length
     publish = _publisher(out, lock, limit, shard_size)
+    # the float32 weights near a rounding boundary, kept beside each shard (an --exact encode replaces them with
+    # float64 ones before they are seen here, so it keeps none; vector_pins then encodes again)
+    from .vector_pins import boundary_window
+
+    window = None if exact else boundary_window()
 
     def tokenize(item):
         shard, last, block = item
@@ -420,7 +469,7 @@ def _encode(encoder, corpus, out: Path, lock, meta: dict, done: set[int], rank: 
                 if pending_write is not None:
                     pending_write.result()
                 if shard not in writers:
-                    writers[shard] = _ShardWriter(out, shard, fmt, meta, publish)
+                    writers[shard] = _ShardWriter(out, shard, fmt, meta, publish, window)
 
                 def write(shard=shard, last=last, block=block, batch=batch):
                     if block:

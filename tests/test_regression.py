@@ -290,6 +290,35 @@ def test_export_writes_the_committed_config_again(exported_cranfield):
     assert len(boundary) == extra["vectors_boundary_weights"] > 0
 
 
+def test_encode_keeps_the_boundary_entries_that_export_would_encode_again(sample_pipeline, tiny_encoder, tmp_path,
+                                                                            monkeypatch):
+    """`encode` keeps each shard's weights near a rounding boundary beside it (not a shard: no collection reads it);
+    pinning reads them instead of encoding the corpus again, and they are what encoding again finds. A folder
+    without them (a file gone, an --exact encode, an earlier version) is encoded again."""
+    from helpers import SAMPLE
+    from splade_pyserini.vectors import shard_files
+
+    vectors = tmp_path / "vectors"
+    shutil.copytree(sample_pipeline["vectors"], vectors)
+    kept_files = sorted(p.name for p in vectors.glob("*.boundary"))
+    assert kept_files == [p.name.split(".")[0] + ".boundary" for p in shard_files(vectors)]
+    window = vector_pins.boundary_window()
+    kept = vector_pins.recorded_boundary(vectors, window)
+    assert kept  # the sample has weights near a boundary
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("encoded again")
+
+    with monkeypatch.context() as m:
+        m.setattr(tiny_encoder, "encode_ids", no_encoding)
+        assert vector_pins.boundary_entries(tiny_encoder, SAMPLE, vectors) == kept
+        assert vector_pins.recorded_boundary(vectors, window / 2) is None  # another window: not what was kept
+    for name in kept_files:
+        (vectors / name).unlink()
+    assert vector_pins.recorded_boundary(vectors, window) is None
+    assert vector_pins.boundary_entries(tiny_encoder, SAMPLE, vectors) == kept
+
+
 def test_export_fast_without_the_extension_is_a_clear_error(tiny_encoder, cranfield, tmp_path, monkeypatch):
     from splade_pyserini import javabuild, javaext
 

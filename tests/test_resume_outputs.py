@@ -150,7 +150,8 @@ def test_killed_encode_resumes_to_the_same_bytes(tmp_path, tiny_model, tiny_enco
     killed = _held_encode(tmp_path / "never", 2, tiny_model, a, out, "--shard-size", "5")
     killed.kill()  # SIGKILL: shards 0 and 1 are in place, shard 2 is a temporary file, the lock dies with it
     killed.communicate()
-    assert sorted(p.name for p in out.glob("vectors-*")) == ["vectors-00000.jsonl", "vectors-00001.jsonl"]
+    assert sorted(p.name for p in out.glob("vectors-*")) == ["vectors-00000.boundary", "vectors-00000.jsonl",
+                                                             "vectors-00001.boundary", "vectors-00001.jsonl"]
     assert _encode(tiny_model, a, out, "--shard-size", "5").returncode == 0
     clean = encode_corpus(tiny_encoder, a, tmp_path / "clean", shard_size=5, progress=False)
     assert clean["shards"] == 5 and not list(out.glob(".vectors-*"))

@@ -273,14 +273,13 @@ def export_regression(encoder, collection: str | os.PathLike, output: str | os.P
         pins = None
         if vectors is not None:
             from .. import vector_pins
-            from ..exact import DELTA
 
             log(f"export {name}: pinning the vectors (checksums, and the weights near a rounding boundary)")
             boundary = vector_pins.boundary_entries(encoder, collection, vectors)
             found = vector_pins.digest(vectors, boundary)
             vector_pins.write_boundary(staging / TOPICS_DIR / boundary_file, boundary)
             pins = {"vectors_sha256": found.sha256, "vectors_masked_sha256": found.masked_sha256,
-                    "vectors_boundary": boundary_file, "vectors_boundary_window": vector_pins.WINDOW_FACTOR * DELTA,
+                    "vectors_boundary": boundary_file, "vectors_boundary_window": vector_pins.boundary_window(),
                     "vectors_boundary_weights": len(boundary)}
             if vectors_url:
                 pins["vectors_url"] = vectors_url
