@@ -4,10 +4,11 @@ encode → write vectors → index → search → evaluate, and train on the sid
 only when first used, so importing the package is cheap.
 
 It holds the pipeline as modules (``corpus`` → ``encoder`` → ``vectors`` → ``index`` → ``search`` → ``runs``), the
-ground they stand on (``errors``, ``logs``, ``fileio``, ``inputs``, ``provenance``, ``jdk``, ``anserini``, ``javaext``,
-``cards``), the bridges (``pyserini_plugin``, ``st_bridge``, ``onnx_export``) and the packages beside the pipeline:
-``eval/``, ``retrieve/``, ``train/``, ``regression/``, ``bench/`` (README, "Layout"). The pipeline and the ground import
-none of those packages; each package's ``__init__`` says what it may import; ``cli`` imports them all.
+ground they stand on (``errors``, ``logs``, ``fileio``, ``inputs``, ``provenance``, ``ranks``, ``jdk``, ``anserini``,
+``javaext``, ``cards``), the bridges (``pyserini_plugin``, ``st_bridge``, ``onnx_export``) and the packages beside
+the pipeline: ``eval/``, ``retrieve/``, ``train/``, ``regression/``, ``bench/`` (README, "Layout"). The pipeline and
+the ground import none of those packages; each package's ``__init__`` says what it may import; ``cli`` imports them
+all.
 """
 
 __version__ = "0.1.0"

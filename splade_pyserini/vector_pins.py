@@ -93,6 +93,19 @@ def boundary_window(delta: float | None = None) -> float:
     return WINDOW_FACTOR * (DELTA if delta is None else float(delta))
 
 
+def near_entries(batch, scale: float, window: float):
+    """``(rows, term ids, integer weights)`` of the entries of a :class:`~splade_pyserini.encoder.SparseBatch` whose
+    float32 ``w × scale`` lies within ``window`` of a rounding boundary ``n + ½`` (``round(w × scale)``, 0 included)."""
+    import numpy as np
+
+    from .encoder import quantize
+    from .exact import near_boundary
+
+    at = np.flatnonzero(near_boundary(batch.weights, scale, window))
+    rows = np.searchsorted(batch.offsets, at, side="right") - 1
+    return rows, batch.terms[at], quantize(batch.weights[at], scale)
+
+
 def recorded_boundary(vectors: str | os.PathLike, window: float) -> dict[tuple[str, str], int] | None:
     """The boundary entries ``encode`` kept beside the shards of ``vectors`` (see :mod:`splade_pyserini.vectors`)
     for this ``window``; None when some shard has none (``--exact``, an earlier version) or its file is missing or
@@ -128,10 +141,7 @@ def boundary_entries(encoder, collection: str | os.PathLike, vectors: str | os.P
     What ``encode`` found while encoding them (:func:`recorded_boundary`), when it kept that for every shard and the
     vectors are ``collection``'s at ``encoder``'s scale; else the documents of ``collection`` are encoded once more
     here (float32, as ``encode`` does, without ``--exact``)."""
-    import numpy as np
-
     from .corpus import read_corpus
-    from .exact import near_boundary
     from .provenance import corpus_fingerprint, normalize
     from .vectors import complete_encoding_meta
 
@@ -151,10 +161,8 @@ def boundary_entries(encoder, collection: str | os.PathLike, vectors: str | os.P
     for start in range(0, len(docs), batch):
         part = docs[start:start + batch]
         ids = encoder.tokenize([d.text for d in part], encoder.card.doc_max_length)
-        sparse = encoder.encode_ids(ids, "document", exact=False)
-        near = near_boundary(sparse.weights, scale, window)
-        rows = np.searchsorted(sparse.offsets, np.flatnonzero(near), side="right") - 1
-        for row, col in zip(rows.tolist(), sparse.terms[near].tolist()):
+        rows, cols, _ = near_entries(encoder.encode_ids(ids, "document", exact=False), scale, window)
+        for row, col in zip(rows.tolist(), cols.tolist()):
             docid = part[row].id
             if docid not in pinned:
                 raise SpladeError(f"document {docid} of {collection} is not in {vectors}.")

@@ -44,6 +44,7 @@ from .encoder import SparseBatch, SpladeEncoder, quantize
 from .errors import SpladeError
 from .fileio import LOCK_FILE, OWNER_FILE, claim_folder, make_dir, read_record, write_record, writer_lock
 from .provenance import LEGACY_VECTORS_RECORD, Provenance, check_resume, file_sha256, normalize, parquet_metadata
+from .ranks import distributed_rank, job_id
 from .provenance import shard_files  # noqa: F401 (vectors.shard_files: the one rule for which files are shards)
 
 #: The vectors record (JSON). Not named *.json, *.jsonl or *.gz: Anserini's JsonCollection (and JsonVectorCollection)
@@ -98,16 +99,6 @@ def complete_encoding_meta(vectors_dir: str | os.PathLike) -> dict:
                 raise SpladeError(f"{path} changed after `encode` wrote it (its sha256 is not the recorded one); "
                                   "re-encode into the folder with --overwrite.")
     return meta
-
-
-def distributed_rank() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when not distributed."""
-    rank = int(os.environ.get("RANK", 0))
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    local = int(os.environ.get("LOCAL_RANK", rank))
-    if not 0 <= rank < world:
-        raise SpladeError(f"RANK={rank} is outside WORLD_SIZE={world}.")
-    return rank, world, local
 
 
 # --- formatting ---------------------------------------------------------------------------------------------------
@@ -186,16 +177,11 @@ class _ShardWriter:
     def _note_boundary(self, formatter: ShardFormatter, docs: list[Document], batch: SparseBatch) -> None:
         """The batch's weights whose float32 ``w × scale`` lies within the window of a boundary ``n + ½``, with the
         integer this shard holds for them (0: left out)."""
-        from .exact import near_boundary
+        from .vector_pins import near_entries
 
-        at = np.flatnonzero(near_boundary(batch.weights, formatter.scale, self.window))
-        if len(at) == 0:
-            return
-        rows = np.searchsorted(batch.offsets, at, side="right") - 1
-        pinned = quantize(batch.weights[at], formatter.scale)
+        rows, terms, pinned = near_entries(batch, formatter.scale, self.window)
         vocab = formatter.vocab
-        self.near.extend([docs[r].id, vocab[t], w] for r, t, w in
-                         zip(rows.tolist(), batch.terms[at].tolist(), pinned.tolist()))
+        self.near.extend([docs[r].id, vocab[t], w] for r, t, w in zip(rows.tolist(), terms.tolist(), pinned.tolist()))
 
     def write(self, formatter: ShardFormatter, docs: list[Document], batch: SparseBatch) -> None:
         self.documents += len(docs)
@@ -256,18 +242,6 @@ def _meta_for(encoder: SpladeEncoder, corpus: str, shard_size: int, fmt: str, wi
         "exact": exact,
         "limit": limit,
     }
-
-
-def _job_id() -> str:
-    """The same for every rank of one torchrun job, different from any other run."""
-    job = os.environ.get("TORCHELASTIC_RUN_ID")
-    if job and job != "none":
-        return f"torchrun:{job}:{os.environ.get('MASTER_ADDR', '')}:{os.environ.get('MASTER_PORT', '')}"
-    world = os.environ.get("WORLD_SIZE", "1")
-    if int(world) > 1:  # one node: the ranks are children of one launcher, whose pid tells this job from the last
-        node = f":{os.getppid()}" if os.environ.get("LOCAL_WORLD_SIZE", world) == world else ""
-        return f"ranks:{os.environ.get('MASTER_ADDR', '')}:{os.environ.get('MASTER_PORT', '')}{node}"
-    return f"pid:{os.getpid()}:{time.time_ns()}"
 
 
 def _start_over(out: Path) -> str:
@@ -409,7 +383,7 @@ def encode_corpus(encoder: SpladeEncoder, corpus: str | os.PathLike, output_dir:
     out = claim_folder(output_dir, "vectors folder", _ours, "--output", _legacy, create=False)
     make_dir(out)
     with writer_lock(out, rank, world) as lock:
-        meta = {**_meta_for(encoder, corpus, shard_size, fmt, with_contents, exact, limit), "job": _job_id()}
+        meta = {**_meta_for(encoder, corpus, shard_size, fmt, with_contents, exact, limit), "job": job_id()}
         done, meta = _prepare(out, lock, meta, rank, world, fmt, overwrite)
         return _encode(encoder, corpus, out, lock, meta, done, rank, world, shard_size, block_size, with_contents,
                        progress, limit, fmt, exact, tqdm)

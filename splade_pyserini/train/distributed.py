@@ -26,10 +26,11 @@ micro-batch (over all ranks' micro-batches of the same index), as naver/splade c
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
+
+from ..ranks import distributed_rank
 
 
 @dataclass
@@ -69,9 +70,7 @@ class DistContext:
 
 
 def setup(device: str = "auto") -> DistContext:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank, world, local_rank = distributed_rank()
     if device in (None, "auto"):
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and world > 1:
