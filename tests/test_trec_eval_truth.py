@@ -116,19 +116,19 @@ def test_splade_runs_equal_trec_eval(name, request, trec_qrels):
 
 
 def test_ties_in_file_order_would_change_cranfield_splade(cranfield_pipeline, trec_qrels):
-    """The issue's case: ranking ties in file order (as ranx does) moves Cranfield's splade-tiny MAP/nDCG@10 when the
-    file lists tied documents in another order (docid ascending, as the search engine returned them); the run the
-    package writes lists them in trec_eval's order (runs.ranked), so file order and trec_eval then agree."""
+    """The issue's case: ranking ties in file order (as ranx does) moves Cranfield's splade-tiny MAP when the file
+    lists tied documents in another order (docid ascending, as the search engine returned them); the run the package
+    writes lists them in trec_eval's order (runs.ranked), so file order and trec_eval then agree. (MAP alone: each
+    ranx metric is one more numba compilation, ~10 s of CPU in a fresh environment.)"""
     from ranx import Qrels as RQrels
     from ranx import Run as RRun
     from ranx import evaluate as ranx_evaluate
 
     qrels, run = read_qrels(trec_qrels["cranfield"]), read_run(cranfield_pipeline["run"])
-    ours = evaluate(qrels, {"r": run}, ["map", "ndcg@10"], per_query=True)["r"]
+    ours = evaluate(qrels, {"r": run}, ["map"], per_query=True)["r"]
 
     def in_file_order(docs_of):
-        values = ranx_evaluate(RQrels(qrels), RRun(docs_of), ["map", "ndcg@10"], return_mean=False,
-                                make_comparable=True)["map"]
+        values = ranx_evaluate(RQrels(qrels), RRun(docs_of), "map", return_mean=False, make_comparable=True)
         return [q for q, v in zip(RQrels(qrels).keys(), values) if abs(ours["map"][q] - v) > 1e-12]
 
     ascending = {q: dict(sorted(docs.items(), key=lambda x: (-x[1], x[0]))) for q, docs in run.items()}
