@@ -139,8 +139,9 @@ def boundary_entries(encoder, collection: str | os.PathLike, vectors: str | os.P
     ``WINDOW_FACTOR × delta`` of a rounding boundary; the pinned weight is the one ``vectors`` hold (0 if absent).
 
     What ``encode`` found while encoding them (:func:`recorded_boundary`), when it kept that for every shard and the
-    vectors are ``collection``'s at ``encoder``'s scale; else the documents of ``collection`` are encoded once more
-    here (float32, as ``encode`` does, without ``--exact``)."""
+    vectors are all of ``collection``'s documents (no ``--limit``) at ``encoder``'s scale; else the documents of
+    ``collection`` are encoded once more here (float32, as ``encode`` does, without ``--exact``), which also refuses
+    vectors that do not hold every document."""
     from .corpus import read_corpus
     from .provenance import corpus_fingerprint, normalize
     from .vectors import complete_encoding_meta
@@ -148,8 +149,8 @@ def boundary_entries(encoder, collection: str | os.PathLike, vectors: str | os.P
     window = boundary_window(delta)
     scale = float(encoder.card.scale)
     record = normalize(complete_encoding_meta(vectors))
-    if record.get("corpus_sha256") == corpus_fingerprint(collection) and record.get("scale") is not None \
-            and float(record["scale"]) == scale:
+    if record.get("corpus_sha256") == corpus_fingerprint(collection) and record.get("limit") is None \
+            and record.get("scale") is not None and float(record["scale"]) == scale:
         recorded = recorded_boundary(vectors, window)
         if recorded is not None:
             return recorded

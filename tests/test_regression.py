@@ -317,6 +317,13 @@ def test_encode_keeps_the_boundary_entries_that_export_would_encode_again(sample
         (vectors / name).unlink()
     assert vector_pins.recorded_boundary(vectors, window) is None
     assert vector_pins.boundary_entries(tiny_encoder, SAMPLE, vectors) == kept
+    # vectors of part of the collection (--limit) keep their entries, but pin no config of the whole collection
+    from splade_pyserini.vectors import encode_corpus
+
+    encode_corpus(tiny_encoder, SAMPLE, tmp_path / "part", limit=10, progress=False)
+    assert vector_pins.recorded_boundary(tmp_path / "part", window) is not None
+    with pytest.raises(SpladeError, match="holds 10 documents"):
+        vector_pins.boundary_entries(tiny_encoder, SAMPLE, tmp_path / "part")
 
 
 def test_export_fast_without_the_extension_is_a_clear_error(tiny_encoder, cranfield, tmp_path, monkeypatch):
