@@ -177,7 +177,9 @@ def _resolve_device(device: str) -> str:
     import torch
 
     if device in (None, "auto", "cuda") and torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
-        return f"cuda:{int(os.environ['LOCAL_RANK']) % torch.cuda.device_count()}"  # one GPU per torchrun rank
+        from .ranks import distributed_rank
+
+        return f"cuda:{distributed_rank()[2] % torch.cuda.device_count()}"  # one GPU per torchrun rank
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import random
 import shutil
 import time
@@ -320,6 +319,7 @@ def train(cfg: TrainConfig) -> dict:
 def main(argv=None) -> int:
     """``python -m splade_pyserini.train.trainer --config CFG [--field value …]`` (also under ``torchrun``)."""
     from ..logs import cli_logging, module_logger
+    from ..ranks import distributed_rank
 
     parser = argparse.ArgumentParser(prog="splade_pyserini.train.trainer", description=__doc__.split("\n\n")[0])
     add_config_arguments(parser)
@@ -330,7 +330,7 @@ def main(argv=None) -> int:
         except SpladeError as e:
             module_logger(__name__).error("%s", e)
             return 2
-    if int(os.environ.get("RANK", "0")) == 0:
+    if distributed_rank()[0] == 0:
         last = state["history"][-1] if state["history"] else {}
         print(json.dumps({"output_dir": state["config"]["output_dir"], "steps": state["step"],
                           "final_loss": last.get("loss")}))
