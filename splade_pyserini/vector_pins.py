@@ -106,17 +106,19 @@ def near_entries(batch, scale: float, window: float):
     return rows, batch.terms[at], quantize(batch.weights[at], scale)
 
 
-def recorded_boundary(vectors: str | os.PathLike, window: float) -> dict[tuple[str, str], int] | None:
+def recorded_boundary(vectors: str | os.PathLike, window: float,
+                      record: dict | None = None) -> dict[tuple[str, str], int] | None:
     """The boundary entries ``encode`` kept beside the shards of ``vectors`` (see :mod:`splade_pyserini.vectors`)
-    for this ``window``; None when some shard has none (``--exact``, an earlier version) or its file is missing or
-    changed."""
+    for this ``window``; None when the encoding is unfinished or some shard has none (``--exact``, an earlier
+    version) or its file is missing or changed. ``record``: the folder's record, if already read (the shards' own
+    checksums are the caller's to check, as ``index`` and ``export`` do: they are not read again here)."""
     from .fileio import read_record
     from .provenance import file_sha256
-    from .vectors import complete_encoding_meta
+    from .vectors import read_encoding_meta
 
-    record = complete_encoding_meta(vectors)
+    record = read_encoding_meta(vectors) if record is None else record
     shards = record.get("shard_records")
-    if not isinstance(shards, dict) or not shards or record.get("exact"):
+    if not record.get("complete") or not isinstance(shards, dict) or not shards or record.get("exact"):
         return None
     out: dict[tuple[str, str], int] = {}
     for name in sorted(shards):
@@ -143,15 +145,15 @@ def boundary_entries(encoder, collection: str | os.PathLike, vectors: str | os.P
     ``collection`` are encoded once more here (float32, as ``encode`` does, without ``--exact``), which also refuses
     vectors that do not hold every document."""
     from .corpus import read_corpus
-    from .provenance import corpus_fingerprint, normalize
-    from .vectors import complete_encoding_meta
+    from .provenance import corpus_fingerprint
+    from .vectors import read_encoding_meta
 
     window = boundary_window(delta)
     scale = float(encoder.card.scale)
-    record = normalize(complete_encoding_meta(vectors))
+    record = read_encoding_meta(vectors)
     if record.get("corpus_sha256") == corpus_fingerprint(collection) and record.get("limit") is None \
             and record.get("scale") is not None and float(record["scale"]) == scale:
-        recorded = recorded_boundary(vectors, window)
+        recorded = recorded_boundary(vectors, window, record)
         if recorded is not None:
             return recorded
     pinned = dict(read_vectors(vectors))
