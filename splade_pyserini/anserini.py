@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import SpladeError
-from .jdk import ensure_java, java_executable, java_options
+from . import class_data
+from .jdk import ensure_java, java_executable, java_options, java_version
 
 logger = logging.getLogger(__name__)
 
@@ -104,24 +105,40 @@ def autoclass(name: str):
     return _autoclass(name)
 
 
-def java_command(main_class: str, args: list[str], classpath: list[str] | None = None) -> list[str]:
-    cp = os.pathsep.join([str(fatjar()), *_extra_classpath, *(classpath or [])])
+def java_command(main_class: str, args: list[str], classpath: list[str] | None = None,
+                 extra_options: list[str] | None = None) -> list[str]:
+    """The command line of a JVM running ``main_class`` with ``args`` on the Anserini jar, the added jars and
+    ``classpath``, with :func:`~.jdk.java_options` and then ``extra_options``."""
     java = java_executable()
-    return [
-        java,
-        *java_options(str(Path(java).parent.parent)),
-        "-cp",
-        cp,
-        main_class,
-        *args,
-    ]
+    return [java, *java_options(str(Path(java).parent.parent)), *(extra_options or []), "-cp",
+            os.pathsep.join(_classpath(classpath)), main_class, *args]
+
+
+def _classpath(classpath: list[str] | None) -> list[str]:
+    return [str(fatjar()), *_extra_classpath, *map(str, classpath or [])]
+
+
+def java_run(main_class: str, args: list[str], classpath: list[str] | None = None,
+             **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(java_command(...), **kwargs)``, sharing the class data of earlier runs of ``main_class``
+    (:mod:`.class_data`: the first run writes the archive, later ones start from it)."""
+    java = java_executable()
+    home = str(Path(java).parent.parent)
+    sharing = class_data.plan(java, java_options(home), _classpath(classpath), main_class, java_version(home))
+    ok = False
+    try:
+        proc = subprocess.run(java_command(main_class, args, classpath, sharing.options), **kwargs)
+        ok = proc.returncode == 0
+        return proc
+    finally:
+        sharing.finish(ok)
 
 
 def java_process(main_class: str, args: list[str], classpath: list[str] | None = None, *, what: str | None = None,
                  env: dict | None = None, cwd: str | os.PathLike | None = None) -> subprocess.CompletedProcess:
     """Run a main class in a Java subprocess; its completed process (text stdout and stderr), or on failure a one-line
     error naming ``what`` (default: the class's short name) with the process's last error message."""
-    proc = subprocess.run(java_command(main_class, args, classpath), capture_output=True, text=True, env=env, cwd=cwd)
+    proc = java_run(main_class, args, classpath, capture_output=True, text=True, env=env, cwd=cwd)
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
         errors = [ln for ln in lines if "Exception" in ln or "Error" in ln or "ERROR" in ln]

@@ -63,14 +63,15 @@ def _sources(root: Path, kind: str = "main") -> list[Path]:
     return sorted((root / "src" / kind / "java").rglob("*.java"))
 
 
-def cache_dir() -> Path:
-    """Where built jars live: ``$SPLADE_PYSERINI_CACHE/java``, else ``$XDG_CACHE_HOME`` or ``~/.cache``."""
+def cache_dir(kind: str = "java") -> Path:
+    """Where built jars (``kind`` java) or the JVM's class-data archives (jvm, :mod:`.class_data`) live:
+    ``$SPLADE_PYSERINI_CACHE/<kind>``, else under ``$XDG_CACHE_HOME`` or ``~/.cache``."""
     base = os.environ.get("SPLADE_PYSERINI_CACHE")
     if base:
-        return Path(base).expanduser() / "java"
+        return Path(base).expanduser() / kind
     xdg = os.environ.get("XDG_CACHE_HOME")
     root = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return root / "splade-pyserini" / "java"
+    return root / "splade-pyserini" / kind
 
 
 def _sha256(path: Path) -> str:
@@ -152,9 +153,9 @@ def cache_key(record: dict) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def private_cache_dir() -> Path:
+def private_cache_dir(kind: str = "java") -> Path:
     """:func:`cache_dir`, created owner-only; refused when it is not owned by this user or others can write to it."""
-    folder = cache_dir()
+    folder = cache_dir(kind)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     st = folder.stat()
     if hasattr(os, "getuid") and st.st_uid != os.getuid():
@@ -163,7 +164,8 @@ def private_cache_dir() -> Path:
         problem = f"writable by others (mode {stat.S_IMODE(st.st_mode):o})"
     else:
         return folder
-    raise SpladeError(f"refusing the Java extension cache {folder}: it is {problem}, so a jar there could be planted; "
+    what, thing = ("the JVM class-data cache", "an archive") if kind == "jvm" else ("the Java extension cache", "a jar")
+    raise SpladeError(f"refusing {what} {folder}: it is {problem}, so {thing} there could be planted; "
                       f"run `chmod go-w {folder}` as its owner or set SPLADE_PYSERINI_CACHE to a folder of your own")
 
 

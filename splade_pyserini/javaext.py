@@ -25,7 +25,6 @@ from __future__ import annotations
 import gc
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -163,11 +162,10 @@ def fast_index(vectors_dir: str | os.PathLike, index_dir: str | os.PathLike, sca
 
 def compare_indexes(index_a: str | os.PathLike, index_b: str | os.PathLike, field: str = "contents") -> list[str]:
     """Differences between two indexes' postings, norms and term vectors (by external docid); [] when identical."""
-    from .anserini import java_command
+    from .anserini import java_run
 
     jar = javabuild.require_jar()
-    cmd = java_command(COMPARE_MAIN, [str(index_a), str(index_b), field], classpath=[str(jar)])
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = java_run(COMPARE_MAIN, [str(index_a), str(index_b), field], [str(jar)], capture_output=True, text=True)
     lines = proc.stdout.splitlines()
     if proc.returncode == 0 and any(ln.startswith("IDENTICAL") for ln in lines):
         return []

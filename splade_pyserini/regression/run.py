@@ -9,7 +9,6 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -202,7 +201,7 @@ def run_with_anserini(config: str | os.PathLike | Config, corpus_path=None, corp
     the working folder, where the runner also writes ``indexes/`` and ``runs/``. Returns the report parsed from
     the runner's log (Anserini's rules: a metric above its expected value passes) and the log itself.
     """
-    from ..anserini import java_command
+    from ..anserini import java_run
 
     cfg = config if isinstance(config, Config) else load_config(config)
     d = cfg.data
@@ -244,7 +243,7 @@ def run_with_anserini(config: str | os.PathLike | Config, corpus_path=None, corp
         log(f"regression {cfg.name}: running Anserini's {RUNNER_CLASS.rsplit('.', 1)[-1]} in {work}")
         from ..onnx_export import java_env
 
-        proc = subprocess.run(java_command(RUNNER_CLASS, args, classpath), capture_output=True, text=True, cwd=work,
+        proc = java_run(RUNNER_CLASS, args, classpath, capture_output=True, text=True, cwd=work,
                               env=java_env(d, cfg.folder))
         text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
     finally:
