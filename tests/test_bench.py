@@ -82,20 +82,20 @@ def test_fast_indexer_postings_equal_stock_on_a_realistic_sample(tmp_path):
 def test_bench_scale_finds_identical_results_and_resumes(tmp_path):
     """`bench scale` at two small sizes: both searchers agree on every query at each k, the indexes are kept and a
     second run reuses them (no vectors written again)."""
-    args = ("bench", "scale", "--synthetic", "1500,3000", "--work-dir", tmp_path, "--queries", "20", "--hits",
+    args = ("bench", "scale", "--synthetic", "600,1200", "--work-dir", tmp_path, "--queries", "20", "--hits",
             "10,100", "--repeats", "1")
     proc = run_cli(*args, entry_point=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout.splitlines()
     assert out[-1].startswith("ratio_vs_stock=") and float(out[-1].split("=")[1]) > 0
     header = next(line.split() for line in out if line.startswith("docs"))
-    rows = [dict(zip(header, line.split())) for line in out if line.split() and line.split()[0] in ("1500", "3000")]
-    assert [(r["docs"], r["k"]) for r in rows] == [("1500", "10"), ("1500", "100"), ("3000", "10"), ("3000", "100")]
+    rows = [dict(zip(header, line.split())) for line in out if line.split() and line.split()[0] in ("600", "1200")]
+    assert [(r["docs"], r["k"]) for r in rows] == [("600", "10"), ("600", "100"), ("1200", "10"), ("1200", "100")]
     assert all(r["identical"] == "20/20" for r in rows), rows
-    assert all((tmp_path / f"{kind}-{n}").is_dir() for kind in ("fast", "stock") for n in (1500, 3000))
+    assert all((tmp_path / f"{kind}-{n}").is_dir() for kind in ("fast", "stock") for n in (600, 1200))
     assert not list(tmp_path.glob("vectors-*"))  # deleted once indexed
     records = (tmp_path / "times.json").read_text()
-    assert '"fast-3000"' in records and '"stock-1500"' in records
+    assert '"fast-1200"' in records and '"stock-600"' in records
     again = run_cli(*args, entry_point=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / "times.json").read_text() == records  # nothing was built again
