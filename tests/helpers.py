@@ -38,6 +38,23 @@ def run_main_as_process(*args) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess([str(a) for a in args], code, out, err)
 
 
+def run_pyserini_search(*args) -> None:
+    """``python -m pyserini.search.lucene ARGS`` in this process (runpy runs the module as ``-m`` does): for tests
+    about what Pyserini's CLI makes of an encoder or index, not about a process starting (this interpreter ran the
+    plugin's start-up hook when it started; a Python start and Pyserini's imports less). A failure raises."""
+    import runpy
+
+    saved = sys.argv
+    sys.argv = ["pyserini.search.lucene", *map(str, args)]
+    try:
+        runpy.run_module("pyserini.search.lucene", run_name="__main__", alter_sys=True)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise AssertionError(f"pyserini.search.lucene exited with {e.code}") from e
+    finally:
+        sys.argv = saved
+
+
 def run_cli(*args, env: dict | None = None, cwd: Path | str | None = None, timeout: float | None = 900,
             entry_point: bool = False, module: str = "splade_pyserini", input: str | None = None,
             check: bool = False) -> subprocess.CompletedProcess:

@@ -1,11 +1,15 @@
 """The Java extension (splade_pyserini.javaext): the fast index is the stock index, batch search is the stock search.
 
-Java work runs in subprocesses (javac, Anserini's IndexCollection, IndexCompare, and a Python child for anything
-that needs the in-process JVM), so these tests work whatever else in the test session has started a JVM.
+Java work runs in subprocesses (javac, Anserini's IndexCollection, IndexCompare). Searches that need the in-process
+JVM run in this process when its JVM has the extension on its classpath (or has not started: it then starts with
+it), which saves a Python and a JVM start and the JIT's warm-up each; else in a Python child with its own JVM, so
+these tests work whatever else in the test session has started a JVM.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import textwrap
 from pathlib import Path
@@ -26,7 +30,13 @@ pytestmark = pytest.mark.skipif(javabuild.extension_jar() is None,
 
 
 def _in_child(code: str) -> dict:
-    """Run ``code`` (which prints one JSON line last) in a fresh Python, so that it gets its own JVM."""
+    """Run ``code`` (which prints one JSON line last) where a JVM with the extension is: this process's when it has
+    (or can still be given) the extension's jar, else a fresh Python's."""
+    if javaext.enable(quiet=True) is not None:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(textwrap.dedent(code), "<in-process child>", "exec"), {"__name__": "__child__"})
+        return json.loads(out.getvalue().strip().splitlines()[-1])
     proc = run_python(textwrap.dedent(code), cwd=REPO, env={"PYTHONPATH": REPO}, timeout=None)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

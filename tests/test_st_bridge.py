@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None,
                                 reason="sentence-transformers is a test dependency (pip install .[test])")
 
-from helpers import as_ranking, run_cli, run_main  # noqa: E402
+from helpers import as_ranking, run_cli, run_main, run_pyserini_search  # noqa: E402
 from test_train_trainer import CRANFIELD, _config, data_files  # noqa: E402,F401  (the tiny training fixture)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,7 +174,7 @@ def _quantized_scores(query: np.ndarray, docs: np.ndarray, scale: float = 51.2) 
     return quantize(docs, scale) @ quantize(query, scale)
 
 
-@pytest.mark.slow  # Pyserini's CLI in a subprocess
+@pytest.mark.slow  # the index in a JVM subprocess
 def test_st_folder_as_encoder_for_encode_index_search_and_the_pyserini_plugin(st_folders, vaswani, tmp_path):
     """CLI encode/index/search and `python -m pyserini.search.lucene --encoder <ST folder>`: the run's scores are
     the dot products of sentence-transformers' own quantised vectors."""
@@ -191,16 +191,15 @@ def test_st_folder_as_encoder_for_encode_index_search_and_the_pyserini_plugin(st
     queries = dict(list(read_topics(vaswani).items())[:12])
     topics.write_text("".join(f"{q}\t{t}\n" for q, t in queries.items()))
     ours, plugin = tmp_path / "ours.trec", tmp_path / "plugin.trec"
-    # our CLI in this process (a Python start less each); Pyserini's in its own, as a user runs it
+    # our CLI and Pyserini's in this process (a Python start less each)
     for args in (["encode", "--encoder", folder, "--corpus", corpus, "--output", tmp_path / "vec", "--device", "cpu"],
                  ["index", "--vectors", tmp_path / "vec", "--index", tmp_path / "index"],
                  ["search", "--index", tmp_path / "index", "--encoder", folder, "--topics", topics, "--output", ours,
                   "--hits", "20"]):
         code, _, err = run_main(*args)
         assert code == 0, err[-3000:]
-    proc = run_cli("--index", tmp_path / "index", "--topics", topics, "--encoder", folder, "--impact", "--output",
-                   plugin, "--hits", "20", module="pyserini.search.lucene", timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_pyserini_search("--index", tmp_path / "index", "--topics", topics, "--encoder", folder, "--impact",
+                        "--output", plugin, "--hits", "20")  # in this process: the start-up path is test_pipeline's
     run = [line.split()[:5] for line in open(ours)]
     assert as_ranking(run) == as_ranking([line.split()[:5] for line in open(plugin)])
 

@@ -220,7 +220,7 @@ def test_gradient_accumulation_matches_one_big_batch(data_files, tmp_path):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), (a["step"], key)
 
 
-@pytest.mark.slow  # an index and Pyserini in subprocesses
+@pytest.mark.slow  # an index in a JVM subprocess
 def test_trained_checkpoint_is_searched_through_the_pyserini_plugin(data_files, tmp_path):
     """The output folder of a training run is an --encoder at once: encode + index with it here, then
     `python -m pyserini.search.lucene --impact --encoder <folder>` returns what `splade-pyserini search` does."""
@@ -239,13 +239,13 @@ def test_trained_checkpoint_is_searched_through_the_pyserini_plugin(data_files, 
     topics = tmp_path / "topics.tsv"
     topics.write_text("".join(f"{q}\t{t}\n" for q, t in list(read_topics(CRANFIELD).items())[:15]))
     ours, plugin = tmp_path / "ours.txt", tmp_path / "plugin.txt"
-    from helpers import run_main
+    from helpers import run_main, run_pyserini_search
 
     code, _, err = run_main("search", "--index", tmp_path / "index", "--encoder", out, "--topics", topics, "--output",
-                            ours, "--hits", "50")  # ours in this process; Pyserini's CLI in its own, as users run it
+                            ours, "--hits", "50")
     assert code == 0, err[-3000:]
-    _run([sys.executable, "-m", "pyserini.search.lucene", "--index", str(tmp_path / "index"), "--topics", str(topics),
-          "--encoder", str(out), "--impact", "--output", str(plugin), "--hits", "50"], dict(os.environ))
+    run_pyserini_search("--index", tmp_path / "index", "--topics", topics, "--encoder", out, "--impact", "--output",
+                        plugin, "--hits", "50")  # the plugin's own start-up path: test_pipeline, in a subprocess
     a = [line.split()[:5] for line in open(ours)]
     assert len(a) == 15 * 50
     assert a == [line.split()[:5] for line in open(plugin)]
