@@ -244,7 +244,7 @@ def run_with_anserini(config: str | os.PathLike | Config, corpus_path=None, corp
         from ..onnx_export import java_env
 
         proc = java_run(RUNNER_CLASS, args, classpath, capture_output=True, text=True, cwd=work,
-                              env=java_env(d, cfg.folder))
+                        env=java_env(d, cfg.folder))
         text = re.sub(r"\x1b\[[0-9;]*m", "", proc.stdout + proc.stderr)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
