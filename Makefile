@@ -35,12 +35,14 @@ quickstart: $(STAMP)
 # module's tests stay in one worker, so its fixtures are built once; the collections' pipelines are built once for
 # all workers). make test-fast: the edit loop, in the same workers, leaving out the tests marked slow (a Python or
 # JVM subprocess, a whole collection encoded, a notebook); it fails a test that starts one while not marked slow.
+# PYTHONDONTWRITEBYTECODE= (empty: Python's default) where the environment turns bytecode caches off: pytest then keeps
+# its assertion-rewritten modules (~3.5 s of CPU a worker otherwise) and the package's subprocesses their .pyc files.
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=25
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=25
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadscope --durations=10
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadscope --durations=10
 
 # BM25 vs splade-tiny on Vaswani and Cranfield: runs, significance tests with corrected p-values, meta-analysis and
 # forest plot in work/suite/results (COLLECTIONS: a folder holding the BEIR-layout vaswani/ and cranfield/).
