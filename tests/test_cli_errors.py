@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import SAMPLE, run_cli, run_main
+from helpers import SAMPLE, run_main
 from splade_pyserini import cli
 from splade_pyserini.cli import main
 from splade_pyserini.errors import SpladeError, user_message
@@ -31,10 +31,11 @@ def one_line(code: int, err: str) -> str:
     return err
 
 
-def subprocess_cli(*args, env=None):
-    proc = run_cli(*args, env=env)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("warning:")]
-    assert proc.returncode == 2 and len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+def error_line(*args):
+    """The command's one error line (its warnings aside), run in this process."""
+    code, _, err = run(*args)
+    lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("warning:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     return lines[0]
 
 
@@ -187,8 +188,8 @@ def test_a_truncated_lucene_file_is_one_line(sample_index, tmp_path):
     victim.write_bytes(victim.read_bytes()[:100])
     old_run = tmp_path / "run.txt"
     old_run.write_text("earlier run\n")
-    line = subprocess_cli("search", "--index", damaged, "--encoder", "splade-tiny", "--topics", SAMPLE,
-                          "--output", old_run)
+    line = error_line("search", "--index", damaged, "--encoder", "splade-tiny", "--topics", SAMPLE,
+                      "--output", old_run)
     assert "org.apache.lucene" in line and "rebuild it with `splade-pyserini index`" in line
     assert old_run.read_text() == "earlier run\n"
 

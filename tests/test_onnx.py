@@ -205,15 +205,36 @@ print(json.dumps([[(h.docid, h.score) for h in searcher.search(q, k=20)] for q i
 
 
 def test_pyserini_onnx_encoder_name_finds_the_class(cranfield_pipeline, tiny_encoder, exported, queries):
-    """Pyserini's --onnx-encoder SpladePyserini path (LuceneImpactSearcher, encoder type onnx), in a subprocess
-    whose JVM the package's start-up hook gives the extension jar: same hits and scores as SpladeSearcher."""
+    """Pyserini's --onnx-encoder SpladePyserini path (LuceneImpactSearcher, encoder type onnx) in a JVM that has the
+    extension jar: this process's when it has (or can still be given) the jar, the model named by the class's
+    system property (its environment variable is fixed once the JVM runs); else a fresh Python whose JVM the
+    package's start-up hook gives the jar, the model named by the environment. Same hits and scores as SpladeSearcher."""
+    from splade_pyserini import javaext
     from splade_pyserini.search import SpladeSearcher
 
     texts = queries["cranfield"][1][:8]
-    proc = run_python(PYSERINI_ONNX, cranfield_pipeline["index"], json.dumps(texts),
-                      env={onnx_export.ENVIRONMENT: exported}, timeout=None)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    if javaext.enable(quiet=True) is not None:
+        from pyserini.search.lucene import LuceneImpactSearcher
+
+        from splade_pyserini.anserini import autoclass
+
+        system = autoclass("java.lang.System")
+        before = system.getProperty(onnx_export.PROPERTY)
+        system.setProperty(onnx_export.PROPERTY, str(exported))
+        try:
+            pyserini = LuceneImpactSearcher(str(cranfield_pipeline["index"]), "SpladePyserini", 0, "onnx")
+            got = [[[h.docid, h.score] for h in pyserini.search(q, k=20)] for q in texts]
+            pyserini.close()
+        finally:
+            if before is None:
+                system.clearProperty(onnx_export.PROPERTY)
+            else:
+                system.setProperty(onnx_export.PROPERTY, before)
+    else:
+        proc = run_python(PYSERINI_ONNX, cranfield_pipeline["index"], json.dumps(texts),
+                          env={onnx_export.ENVIRONMENT: exported}, timeout=None)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
     searcher = SpladeSearcher(cranfield_pipeline["index"], tiny_encoder)
     want = [[[d, float(s)] for d, s in searcher.search(q, k=20)] for q in texts]
     assert got == want

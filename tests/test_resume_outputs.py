@@ -304,8 +304,8 @@ def test_search_checks_the_model_by_its_weights_not_its_name(tmp_path, sample_in
     key = sorted(k for k in weights if k.endswith("bias"))[0]
     weights[key] = weights[key] + 0.25
     save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
-    msg = one_line_error(cli("search", "--index", sample_index["index"], "--encoder", other, "--topics", SAMPLE,
-                             "--output", tmp_path / "run.txt", "--device", "cpu"))
+    msg = one_line_error(run_main_as_process("search", "--index", sample_index["index"], "--encoder", other,
+                                             "--topics", SAMPLE, "--output", tmp_path / "run.txt", "--device", "cpu"))
     assert "other model weights" in msg and not (tmp_path / "run.txt").exists()
     old = tmp_path / "old-index"  # an index from before the weights hash: still searched, with a warning
     shutil.copytree(sample_index["index"], old)
