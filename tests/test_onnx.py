@@ -223,8 +223,10 @@ def test_pyserini_onnx_encoder_name_finds_the_class(cranfield_pipeline, tiny_enc
         system.setProperty(onnx_export.PROPERTY, str(exported))
         try:
             pyserini = LuceneImpactSearcher(str(cranfield_pipeline["index"]), "SpladePyserini", 0, "onnx")
-            got = [[[h.docid, h.score] for h in pyserini.search(q, k=20)] for q in texts]
-            pyserini.close()
+            try:
+                got = [[[h.docid, h.score] for h in pyserini.search(q, k=20)] for q in texts]
+            finally:
+                pyserini.close()
         finally:
             if before is None:
                 system.clearProperty(onnx_export.PROPERTY)
