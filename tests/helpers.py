@@ -84,6 +84,14 @@ def _run(argv, env, cwd, timeout, input, check) -> subprocess.CompletedProcess:
                           timeout=timeout, input=input, check=check)
 
 
+def extension_in_this_jvm() -> bool:
+    """True when this process's JVM has (or, not started yet, can still be given) the Java extension's jar: a test
+    then runs what needs the extension here, else in a fresh Python."""
+    from splade_pyserini import javaext
+
+    return javaext.enable(quiet=True) is not None
+
+
 def starts_a_process(argv) -> bool:
     """True when ``argv`` starts Python (this interpreter, a script of this venv) or a JVM running a class: what
     a test marked ``slow`` may do and a fast one may not. ``java -version`` does not count, nor ``javac``: it fills

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import run_cli, run_main_as_process
+from helpers import extension_in_this_jvm, run_cli, run_main_as_process
 
 
 @pytest.mark.slow  # imports Pyserini's encoders (~10 s of CPU where nothing did yet)
@@ -83,12 +83,10 @@ def test_fast_indexer_postings_equal_stock_on_a_realistic_sample(tmp_path):
 def test_bench_scale_finds_identical_results_and_resumes(tmp_path):
     """`bench scale` at two small sizes: both searchers agree on every query at each k, the indexes are kept and a
     second run reuses them (no vectors written again)."""
-    from splade_pyserini import javaext
-
     args = ("bench", "scale", "--synthetic", "600,1200", "--work-dir", tmp_path, "--queries", "20", "--hits",
             "10,100", "--repeats", "1")
     # in this process when its JVM has (or can still be given) the extension, as the command needs; else a fresh one
-    run = run_main_as_process if javaext.enable(quiet=True) is not None else lambda *a: run_cli(*a, entry_point=True)
+    run = run_main_as_process if extension_in_this_jvm() else lambda *a: run_cli(*a, entry_point=True)
     proc = run(*args)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout.splitlines()

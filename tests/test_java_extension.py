@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_python
+from helpers import extension_in_this_jvm, run_python
 from splade_pyserini import javabuild, javaext
 from splade_pyserini.bench import index_search as bench_java
 from splade_pyserini.errors import SpladeError
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.skipif(javabuild.extension_jar() is None,
 def _in_child(code: str) -> dict:
     """Run ``code`` (which prints one JSON line last) where a JVM with the extension is: this process's when it has
     (or can still be given) the extension's jar, else a fresh Python's."""
-    if javaext.enable(quiet=True) is not None:
+    if extension_in_this_jvm():
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             exec(compile(textwrap.dedent(code), "<in-process child>", "exec"), {"__name__": "__child__"})

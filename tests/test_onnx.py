@@ -18,7 +18,7 @@ import pytest
 
 onnx = pytest.importorskip("onnx", reason="export-onnx needs the onnx package (pip install 'splade-pyserini[onnx]')")
 
-from helpers import run_python  # noqa: E402
+from helpers import extension_in_this_jvm, run_python  # noqa: E402
 from splade_pyserini import onnx_export, regression  # noqa: E402
 from splade_pyserini.errors import SpladeError  # noqa: E402
 from splade_pyserini.topics import read_topics  # noqa: E402
@@ -209,11 +209,10 @@ def test_pyserini_onnx_encoder_name_finds_the_class(cranfield_pipeline, tiny_enc
     extension jar: this process's when it has (or can still be given) the jar, the model named by the class's
     system property (its environment variable is fixed once the JVM runs); else a fresh Python whose JVM the
     package's start-up hook gives the jar, the model named by the environment. Same hits and scores as SpladeSearcher."""
-    from splade_pyserini import javaext
     from splade_pyserini.search import SpladeSearcher
 
     texts = queries["cranfield"][1][:8]
-    if javaext.enable(quiet=True) is not None:
+    if extension_in_this_jvm():
         from pyserini.search.lucene import LuceneImpactSearcher
 
         from splade_pyserini.anserini import autoclass
