@@ -159,9 +159,18 @@ def _cmd_encode(args) -> int:
 def _cmd_index(args) -> int:
     from .index import build_index
 
+    if args.seismic:
+        from .approximate import require_seismic
+
+        require_seismic()  # refused before the Lucene index is built when pyseismic-lsr is missing
     meta = build_index(args.vectors, args.index, threads=args.threads, store_docvectors=not args.no_docvectors,
                        stock=args.stock)
     print(f"indexed {meta.get('documents')} documents into {args.index} (encoder {meta['encoder']}, scale {meta['scale']})")
+    if args.seismic:
+        from .approximate import SEISMIC_DIR, build_seismic
+
+        record = build_seismic(args.index, args.vectors, threads=args.threads, n_postings=args.seismic_postings)
+        print(f"Seismic index of {record['documents_indexed']} documents written to {Path(args.index) / SEISMIC_DIR}")
     return 0
 
 
@@ -170,12 +179,16 @@ def _cmd_search(args) -> int:
     from .search import search_topics
     from .topics import read_topics
 
+    if args.engine != "seismic" and (args.query_cut is not None or args.heap_factor is not None):
+        raise SpladeError("--query-cut and --heap-factor are the Seismic engine's; add --engine seismic (the exact "
+                          "Lucene search has no such knobs).")
     read_topics(args.topics)  # a bad topic file is refused before the model loads
     _check_index(args.index)
     _check_output_file(args.output)
     encoder = load_encoder(args.encoder, device=args.device)  # the query scale is the index's (see search)
     results = search_topics(args.index, encoder, args.topics, args.output, hits=args.hits, threads=args.threads,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size, engine=args.engine, query_cut=args.query_cut,
+                            heap_factor=args.heap_factor)
     print(f"searched {len(results)} queries; run written to {args.output}")
     return 0
 
@@ -289,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-docvectors", action="store_true", help="do not store document vectors (smaller index)")
     p.add_argument("--stock", action="store_true",
                    help="Anserini's own JsonVectorCollection path instead of the Java extension (same postings, slower)")
+    p.add_argument("--seismic", action="store_true",
+                   help="also build the approximate Seismic index inside INDEX (search it with --engine seismic; "
+                        "needs pyseismic-lsr)")
+    p.add_argument("--seismic-postings", type=positive_int, default=3500,
+                   help="Seismic's n_postings: postings kept per term on average (default 3500)")
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("search", help="search topics and write a TREC run")
@@ -296,6 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", required=True)
     _run_args(p, threads=None, threads_help="search threads (default: one per core)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="queries encoded and searched together")
+    p.add_argument("--engine", choices=("lucene", "seismic"), default="lucene",
+                   help="lucene: exact (default); seismic: the approximate index built by `index --seismic`")
+    p.add_argument("--query-cut", type=positive_int, default=None,
+                   help="Seismic: the query's largest terms used to choose blocks (default 20)")
+    p.add_argument("--heap-factor", type=float, default=None,
+                   help="Seismic: score a block when its summary reaches this fraction of the k-th score (default 0.9)")
     _device_args(p)
     p.set_defaults(func=_cmd_search)
 

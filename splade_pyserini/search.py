@@ -23,13 +23,23 @@ def check_compatible(index_dir: str | os.PathLike, encoder: SpladeEncoder) -> fl
     return provenance.check_compatible(index_provenance(index_dir), encoder, f"index {index_dir}")
 
 
+ENGINES = ("lucene", "seismic")
+
+
 class SpladeSearcher:
-    """Search a SPLADE impact index: ``search(query, k)`` and ``batch_search(queries, qids, k, threads)``."""
+    """Search a SPLADE impact index: ``search(query, k)`` and ``batch_search(queries, qids, k, threads)``.
+
+    ``engine="lucene"`` (default): the exact search on the Lucene index. ``engine="seismic"``: the approximate
+    Seismic index built beside it (``splade-pyserini index --seismic``; :mod:`.approximate`), same queries and
+    scores, ``query_cut`` and ``heap_factor`` its search parameters; no JVM is started."""
 
     def __init__(self, index_dir: str | os.PathLike, encoder: str | SpladeEncoder, device: str = "auto",
-                 fast: bool = True):
+                 fast: bool = True, engine: str = "lucene", query_cut: int | None = None,
+                 heap_factor: float | None = None):
         from .anserini import autoclass
 
+        if engine not in ENGINES:
+            raise SpladeError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}.")
         index_dir = Path(index_dir)
         if not index_dir.is_dir():
             raise SpladeError(f"index {index_dir} does not exist; build it with `splade-pyserini index`.")
@@ -41,6 +51,13 @@ class SpladeSearcher:
         # here, in Pyserini's searcher (through the plugin) and in an interactive search().
         self._batch = None
         self._vocabulary = None  # the index's terms as vocabulary ids (see encode_for_search); False: not used
+        self.engine = engine
+        self._seismic = None
+        if engine == "seismic":
+            from .approximate import open_seismic
+
+            self._seismic = open_seismic(index_dir, query_cut, heap_factor)
+            return
         if fast:
             from .javaext import BatchSearcher, enable
 
@@ -98,6 +115,8 @@ class SpladeSearcher:
         if len(queries) != len(qids):
             raise SpladeError(f"{len(queries)} queries but {len(qids)} query ids.")
         encoded = self.encode_for_search(queries)
+        if self._seismic is not None:
+            return self._seismic.search(encoded, [str(q) for q in qids], int(k), int(threads))
         if self._batch is not None:  # integer weights, so scale 1: the same quantisation as the stock path
             return self._batch.search(encoded, [str(q) for q in qids], int(k), int(threads), scale=1.0)
         jqueries, jqids = self._ArrayList(), self._ArrayList()
@@ -108,7 +127,7 @@ class SpladeSearcher:
         return {str(qid): self._hits(results.get(str(qid)) or []) for qid in qids}
 
     def close(self):
-        (self._batch or self._searcher).close()
+        (self._seismic or self._batch or self._searcher).close()
 
     def __enter__(self):
         return self
@@ -119,15 +138,18 @@ class SpladeSearcher:
 
 def search_topics(index_dir: str | os.PathLike, encoder: str | SpladeEncoder, topics: str | os.PathLike,
                   output: str | os.PathLike, hits: int = 1000, threads: int | None = None, batch_size: int = 256,
-                  device: str = "auto", progress: bool = True) -> dict[str, list[tuple[str, float]]]:
-    """Search every query of ``topics`` and write a TREC run to ``output`` (atomically)."""
+                  device: str = "auto", progress: bool = True, engine: str = "lucene", query_cut: int | None = None,
+                  heap_factor: float | None = None) -> dict[str, list[tuple[str, float]]]:
+    """Search every query of ``topics`` and write a TREC run to ``output`` (atomically); ``engine`` and its
+    parameters as :class:`SpladeSearcher`'s."""
     from tqdm import tqdm
 
     from .runs import write_run
     from .topics import read_topics
 
     queries = read_topics(topics)
-    searcher = SpladeSearcher(index_dir, encoder, device=device)
+    searcher = SpladeSearcher(index_dir, encoder, device=device, engine=engine, query_cut=query_cut,
+                              heap_factor=heap_factor)
     qids = list(queries)
     results: dict[str, list[tuple[str, float]]] = {}
     with tqdm(total=len(qids), unit="query", desc="search", disable=not progress) as bar:
