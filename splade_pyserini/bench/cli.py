@@ -39,7 +39,7 @@ def _scale(args) -> int:
     result = bench_scale(parse_counts(args.synthetic, "--synthetic"), args.work_dir,
                          ks=parse_counts(args.hits, "--hits"), queries=args.queries,
                          query_terms=args.query_terms, terms=args.terms, indexers=args.indexers.split(","),
-                         threads=args.threads, repeats=args.repeats)
+                         threads=args.threads, repeats=args.repeats, seismic=args.seismic)
     if args.output:
         with open(args.output, "w") as f:
             json.dump(result, f, indent=2)
@@ -116,6 +116,9 @@ def add_commands(subparsers) -> None:
                    help="indexes to build: fast,stock, or fast (Anserini's searcher then reads the fast index)")
     p.add_argument("--threads", type=int, default=2, help="indexing threads (searches use one)")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--seismic", action="store_true",
+                   help="also build the approximate Seismic index of each size and report its ms/query and recall@k "
+                        "against the exact hits (needs pyseismic-lsr)")
     p.add_argument("--output", default=None, help="also write the numbers to this JSON file")
     p.set_defaults(func=_scale)
 

@@ -16,6 +16,10 @@ but the queries):
    ``repeats`` times, interleaved, and the median kept. Results must be identical: the same docids, scores and order
    (ties included) for every query.
 
+With ``seismic``, ``seismic-N/`` is also built from the same vectors (:mod:`splade_pyserini.approximate`, Seismic's
+default build parameters) and searched in the same interleaved runs (one thread): its ms/query, and its recall@k
+against the exact hits (the share of the exact top k it returns; its scores are exact dot products).
+
 Prints a row per size and k with ms/query of each and the ratio, and last ``ratio_vs_stock=<x>``: the smallest
 ratio over all rows.
 """
@@ -68,7 +72,7 @@ def build_indexes(work: Path, docs: int, indexers: Sequence[str], threads: int, 
 
     times_path = work / "times.json"
     times = _load_times(times_path)
-    wanted = {name: work / f"{name}-{docs}" for name in indexers}
+    wanted = {name: work / f"{name}-{docs}" for name in indexers}  # "seismic" among them: its approximate index
     missing = [name for name, path in wanted.items() if not path.is_dir()]
     vectors = work / f"vectors-{docs}"
     if missing and not vectors.is_dir():
@@ -85,11 +89,17 @@ def build_indexes(work: Path, docs: int, indexers: Sequence[str], threads: int, 
         t0 = time.perf_counter()
         if name == "fast":
             stats = javaext.fast_index(vectors, wanted[name], threads=threads)
+        elif name == "seismic":
+            from ..approximate import read_documents, write_seismic
+
+            count, settings = write_seismic(read_documents(sorted(vectors.glob("*.jsonl"))), wanted[name], docs,
+                                            threads=threads, progress=False)
+            stats = {"indexed": count, "build": settings}
         else:
             stock_index(vectors, wanted[name], threads=threads)
             stats = {}
         times[f"{name}-{docs}"] = {"seconds": round(time.perf_counter() - t0, 1), "threads": threads,
-                                   "cpus": os.cpu_count(), **{k: v for k, v in stats.items() if k == "indexed"}}
+                                   "cpus": os.cpu_count(), **{k: v for k, v in stats.items() if k in ("indexed", "build")}}
         _save_times(times_path, times)
         log.info("%s index of %s documents built in %.0fs", name, f"{docs:,}", time.perf_counter() - t0)
     if vectors.is_dir() and all(p.is_dir() for p in wanted.values()):
@@ -114,13 +124,19 @@ def _java_queries(queries: list[dict], qids: list[str]):
 
 
 def time_search(ours_index: Path, stock_index_dir: Path, queries: dict[str, dict[str, int]],
-                ks: Sequence[int], repeats: int = 3) -> list[dict]:
-    """Rows {k, ours_ms, stock_ms, ratio, identical} for one index pair (see the module docstring)."""
+                ks: Sequence[int], repeats: int = 3, seismic_dir: Path | None = None) -> list[dict]:
+    """Rows {k, ours_ms, stock_ms, ratio, identical} for one index pair (see the module docstring); with
+    ``seismic_dir``, also {seismic_ms, seismic_recall, exact_vs_seismic}."""
     from .. import javaext
     from ..anserini import autoclass
 
     qids = list(queries)
     qs = [queries[q] for q in qids]
+    approx = None
+    if seismic_dir is not None:
+        from ..approximate import SeismicEngine
+
+        approx = SeismicEngine(seismic_dir)
     batch = javaext.BatchSearcher(ours_index)
     simple = autoclass("io.anserini.search.SimpleImpactSearcher")(str(stock_index_dir))
     jqueries, jqids = _java_queries(qs, qids)
@@ -133,17 +149,20 @@ def time_search(ours_index: Path, stock_index_dir: Path, queries: dict[str, dict
             def stock():
                 return simple.batch_search(jqueries, jqids, k, 1)
 
-            ours(), stock()  # warm-up: every query once on each path at this k
-            times: dict[str, list[float]] = {"ours": [], "stock": []}
+            def seismic():
+                return approx.search(qs, qids, k, threads=1)
+
+            paths = [("ours", ours), ("stock", stock)] + ([("seismic", seismic)] if approx is not None else [])
+            for _, fn in paths:
+                fn()  # warm-up: every query once on each path at this k
+            times: dict[str, list[float]] = {name: [] for name, _ in paths}
+            runs: dict = {}
             for _ in range(max(1, repeats)):
-                for name, fn in (("ours", ours), ("stock", stock)):
+                for name, fn in paths:
                     t0 = time.perf_counter()
-                    out = fn()
+                    runs[name] = fn()
                     times[name].append(time.perf_counter() - t0)
-                    if name == "ours":
-                        ours_run = out
-                    else:
-                        stock_run = out
+            ours_run, stock_run = runs["ours"], runs["stock"]
             identical = 0
             for qid in qids:
                 hits = stock_run.get(qid)
@@ -153,17 +172,28 @@ def time_search(ours_index: Path, stock_index_dir: Path, queries: dict[str, dict
             stock_ms = 1000 * float(np.median(times["stock"])) / len(qids)
             rows.append({"k": k, "ours_ms": round(ours_ms, 3), "stock_ms": round(stock_ms, 3),
                          "ratio": round(stock_ms / ours_ms, 2), "identical": f"{identical}/{len(qids)}"})
+            if approx is not None:
+                seismic_ms = 1000 * float(np.median(times["seismic"])) / len(qids)
+                found = sum(len({d for d, _ in runs["seismic"][q]} & {d for d, _ in ours_run.get(q, [])}) for q in qids)
+                wanted = sum(len(ours_run.get(q, [])) for q in qids)
+                rows[-1].update({"seismic_ms": round(seismic_ms, 3),
+                                 "seismic_recall": round(found / wanted, 4) if wanted else 1.0,
+                                 "exact_vs_seismic": round(ours_ms / seismic_ms, 2)})
     finally:
         batch.close()
         simple.close()
+        if approx is not None:
+            approx.close()
     return rows
 
 
 def bench_scale(sizes: Sequence[int], work_dir: str | os.PathLike, ks: Sequence[int] = (10, 1000),
                 queries: int = 100, query_terms: int = 30, terms: int = 150,
-                indexers: Sequence[str] = INDEXERS, threads: int = 2, repeats: int = 3, seed: int = 0) -> dict:
+                indexers: Sequence[str] = INDEXERS, threads: int = 2, repeats: int = 3, seed: int = 0,
+                seismic: bool = False) -> dict:
     """Build (or reuse) the indexes of each size under ``work_dir`` and time both searchers on them; prints a table
-    and ``ratio_vs_stock=<smallest ratio>``. ``indexers``: which indexes to build (``fast`` is always needed)."""
+    and ``ratio_vs_stock=<smallest ratio>``. ``indexers``: which indexes to build (``fast`` is always needed);
+    ``seismic``: also build and time the approximate Seismic index (its recall against the exact hits)."""
     from .. import javaext
     from .index_search import _print_table
 
@@ -174,15 +204,20 @@ def bench_scale(sizes: Sequence[int], work_dir: str | os.PathLike, ks: Sequence[
         raise SpladeError("sizes must be positive document counts, e.g. 100000,1000000")
     if javaext.enable() is None:
         raise SpladeError("the Java extension is not available (no javac >= 21); nothing to compare.")
+    if seismic:
+        from ..approximate import require_seismic
+
+        require_seismic()
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     qs = synthetic_queries(queries, terms=query_terms, seed=seed + 1)
     rows = []
     for n in sorted(sizes):
-        built = build_indexes(work, n, indexers, threads, terms, seed)
+        built = build_indexes(work, n, indexers + (["seismic"] if seismic else []), threads, terms, seed)
         stock_dir = work / (f"stock-{n}" if "stock" in indexers else f"fast-{n}")
         vec = built["vectors"]
-        for r in time_search(work / f"fast-{n}", stock_dir, qs, ks, repeats):
+        for r in time_search(work / f"fast-{n}", stock_dir, qs, ks, repeats,
+                             seismic_dir=work / f"seismic-{n}" if seismic else None):
             rows.append({"docs": n, "postings": vec.get("postings", ""),
                          "fast_index_s": built["fast"].get("seconds", ""),
                          "stock_index_s": built.get("stock", {}).get("seconds", "") if "stock" in indexers else "-",
@@ -193,5 +228,8 @@ def bench_scale(sizes: Sequence[int], work_dir: str | os.PathLike, ks: Sequence[
     ratio = min(r["ratio"] for r in rows)
     for k in ks:
         print(f"ratio_k{k}=" + ",".join(str(r["ratio"]) for r in rows if r["k"] == k))
+    if seismic:
+        for k in ks:
+            print(f"seismic_recall_k{k}=" + ",".join(str(r["seismic_recall"]) for r in rows if r["k"] == k))
     print(f"ratio_vs_stock={ratio}")
     return {"rows": rows, "ratio_vs_stock": ratio, "cpus": os.cpu_count()}
