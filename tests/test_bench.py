@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+
 import pytest
 
 from helpers import extension_in_this_jvm, run_cli, run_main_as_process
@@ -103,6 +106,22 @@ def test_bench_scale_finds_identical_results_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert (tmp_path / "times.json").read_text() == records  # nothing was built again
     assert "built in" not in again.stderr and again.stdout.splitlines()[-1].startswith("ratio_vs_stock=")
+    if importlib.util.find_spec("seismic") is None:
+        return  # pyseismic-lsr is not installed: the approximate engine's part is tested where it is
+    # --seismic on the kept indexes: only the Seismic ones are built (from the same seed's vectors, deleted again),
+    # and each row reports its recall against the exact hits
+    third = run(*args, "--seismic")
+    assert third.returncode == 0, third.stderr[-2000:]
+    out = third.stdout.splitlines()
+    header = next(line.split() for line in out if line.startswith("docs"))
+    rows = [dict(zip(header, line.split())) for line in out if line.split() and line.split()[0] in ("600", "1200")]
+    assert len(rows) == 4 and all(0.9 <= float(r["seismic_recall"]) <= 1 for r in rows), rows
+    assert all(r["identical"] == "20/20" and float(r["seismic_ms"]) > 0 for r in rows), rows
+    assert all((tmp_path / f"seismic-{n}").is_dir() for n in (600, 1200)) and not list(tmp_path.glob("vectors-*"))
+    after = json.loads((tmp_path / "times.json").read_text())
+    assert {k: v for k, v in after.items() if not k.startswith(("seismic", "vectors"))} == {
+        k: v for k, v in json.loads(records).items() if not k.startswith("vectors")}
+    assert any(line.startswith("seismic_recall_k10=") for line in out)
 
 
 def test_bench_scale_sizes_are_checked():
