@@ -15,7 +15,6 @@ query scale), as float32: every product and sum of the collections here is an ex
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -55,32 +54,12 @@ def seismic_version() -> str | None:
         return None
 
 
-def _documents(vectors_dir: Path):
-    """``(docid, terms, weights)`` of every document of an ``encode`` output, in shard order."""
-    from .vectors import shard_files
+def read_documents(vectors_dir: str | os.PathLike):
+    """``(docid, terms, weights)`` of every document of a vectors folder's JSONL shards, in shard order."""
+    from .vector_pins import read_vectors
 
-    shards = shard_files(vectors_dir)
-    if not shards:
-        raise SpladeError(f"{vectors_dir} holds no vector shards; encode the corpus first (`splade-pyserini encode`).")
-    return read_documents(shards)
-
-
-def read_documents(shards: Sequence[Path]):
-    """``(docid, terms, weights)`` of every line of JsonVectorCollection ``shards``, in order."""
-    for shard in shards:
-        if shard.suffix != ".jsonl":
-            raise SpladeError(f"{shard}: the Seismic engine reads JSONL shards; encode with --format jsonl.")
-        with open(shard, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    doc = json.loads(line)
-                    vector = doc["vector"]
-                    yield str(doc["id"]), list(vector), list(vector.values())
-                except (ValueError, KeyError, TypeError, AttributeError) as e:
-                    raise SpladeError(f"{shard}:{number}: not a vector line ({e.__class__.__name__}: {e}); "
-                                      "re-encode the corpus.") from None
+    for docid, vector in read_vectors(vectors_dir):
+        yield docid, list(vector), list(vector.values())
 
 
 def build_seismic(index_dir: str | os.PathLike, vectors_dir: str | os.PathLike | None = None,
@@ -105,7 +84,7 @@ def build_seismic(index_dir: str | os.PathLike, vectors_dir: str | os.PathLike |
     if encoding.get("weights_sha256") != meta.get("weights_sha256") or encoding.get("model") != meta.get("model"):
         raise SpladeError(f"{vectors} holds other vectors than index {index_dir} was built from (model or weights "
                           "differ); pass the vectors of that index.")
-    count, _ = write_seismic(_documents(vectors), index_dir / SEISMIC_DIR, meta.get("documents"), threads, progress,
+    count, _ = write_seismic(read_documents(vectors), index_dir / SEISMIC_DIR, meta.get("documents"), threads, progress,
                              {k: meta.get(k) for k in _SHARED_KEYS}, **params)
     if meta.get("documents") is not None and count != meta["documents"]:
         raise SpladeError(f"{vectors} holds {count} documents, index {index_dir} {meta['documents']}; pass the "

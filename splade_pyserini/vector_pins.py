@@ -37,20 +37,26 @@ WINDOW_FACTOR = 2.0
 
 
 def read_vectors(folder: str | os.PathLike) -> Iterator[tuple[str, dict[str, int]]]:
-    """``(docid, {term: weight})`` of every document of an ``encode`` output (JSONL shards), in shard order."""
+    """``(docid, {term: weight})`` of every document of an ``encode`` output (JSONL shards), in shard order; a
+    malformed line is refused naming file and line. Also what the Seismic engine is built from (approximate.py)."""
     from .vectors import shard_files
 
     shards = shard_files(folder)
     if not shards:
-        raise SpladeError(f"{folder} holds no vector shards; encode the corpus first.")
+        raise SpladeError(f"{folder} holds no vector shards; encode the corpus first (`splade-pyserini encode`).")
     for shard in shards:
         if shard.suffix != ".jsonl":
-            raise SpladeError(f"{shard}: only JSONL shards can be checked against a regression config.")
+            raise SpladeError(f"{shard}: only JSONL vector shards can be read here (regression pins, Seismic); "
+                              "encode with --format jsonl.")
         with open(shard, encoding="utf-8") as f:
-            for line in f:
+            for number, line in enumerate(f, 1):
                 if line.strip():
-                    doc = json.loads(line)
-                    yield str(doc["id"]), {str(t): int(w) for t, w in doc["vector"].items()}
+                    try:
+                        doc = json.loads(line)
+                        yield str(doc["id"]), {str(t): int(w) for t, w in doc["vector"].items()}
+                    except (ValueError, KeyError, TypeError, AttributeError) as e:
+                        raise SpladeError(f"{shard}:{number}: not a vector line ({e.__class__.__name__}: {e}); "
+                                          "re-encode the corpus.") from None
 
 
 def _doc_line(docid: str, vector: dict[str, int], skip: dict[str, int] | None) -> bytes:

@@ -140,3 +140,16 @@ def test_seismic_refusals(sample_pipeline, tmp_path, tiny_encoder, monkeypatch):
     code, out, err = run_main("index", "--vectors", sample_pipeline["vectors"], "--index", tmp_path / "new",
                               "--seismic")
     assert code != 0 and "pyseismic-lsr" in err and not (tmp_path / "new").exists()
+
+
+def test_vectors_are_read_line_by_line_and_a_malformed_line_is_named(tmp_path):
+    from splade_pyserini.approximate import read_documents
+
+    (tmp_path / "vectors-00000.jsonl").write_text('{"id": "a", "vector": {"x": 3, "y": 1}}\n\n'
+                                                  '{"id": "b", "vector": [1]}\n')
+    assert next(read_documents(tmp_path)) == ("a", ["x", "y"], [3, 1])
+    with pytest.raises(SpladeError, match=r"vectors-00000.jsonl:3: not a vector line \(AttributeError"):
+        list(read_documents(tmp_path))
+    (tmp_path / "vectors-00000.jsonl").unlink()
+    with pytest.raises(SpladeError, match="holds no vector shards"):
+        list(read_documents(tmp_path))

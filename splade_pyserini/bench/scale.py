@@ -92,7 +92,7 @@ def build_indexes(work: Path, docs: int, indexers: Sequence[str], threads: int, 
         elif name == "seismic":
             from ..approximate import read_documents, write_seismic
 
-            count, settings = write_seismic(read_documents(sorted(vectors.glob("*.jsonl"))), wanted[name], docs,
+            count, settings = write_seismic(read_documents(vectors), wanted[name], docs,
                                             threads=threads, progress=False)
             stats = {"indexed": count, "build": settings}
         else:
