@@ -98,6 +98,11 @@ def test_bench_scale_finds_identical_results_and_resumes(tmp_path):
     rows = [dict(zip(header, line.split())) for line in out if line.split() and line.split()[0] in ("600", "1200")]
     assert [(r["docs"], r["k"]) for r in rows] == [("600", "10"), ("600", "100"), ("1200", "10"), ("1200", "100")]
     assert all(r["identical"] == "20/20" for r in rows), rows
+    # CPU time beside wall clock: each path's process CPU, and its ratio
+    assert all(float(r["ours_cpu_ms"]) > 0 and float(r["stock_cpu_ms"]) > 0 for r in rows), rows
+    assert all(abs(float(r["cpu_ratio"]) - float(r["stock_cpu_ms"]) / float(r["ours_cpu_ms"])) < 0.02 * float(r["cpu_ratio"]) + 0.01
+               for r in rows), rows
+    assert any(line.startswith("cpu_ratio_k100=") for line in out)
     assert all((tmp_path / f"{kind}-{n}").is_dir() for kind in ("fast", "stock") for n in (600, 1200))
     assert not list(tmp_path.glob("vectors-*"))  # deleted once indexed
     records = (tmp_path / "times.json").read_text()
