@@ -3,14 +3,15 @@
 Seismic (Bruch, Nardini, Rulli, Venturini, SIGIR 2024) keeps, per term, only the largest postings (``n_postings`` a
 term on average), clusters each list into blocks with a summary vector, and at query time scores only the blocks
 whose summary, against the query's ``query_cut`` largest terms, reaches ``heap_factor`` of the current k-th score.
-Scores are exact dot products of the documents it does score, so a hit's score equals Lucene's for that document;
+Scores are the dot products of the documents it does score, in float32 over the package's integer weights: exact
+while a score stays below 2^24 (as on the collections here), so a hit's score equals Lucene's for that document;
 what it can miss are documents, and ``splade-pyserini bench scale --seismic`` reports that recall against the exact
 search. Exact Lucene stays the default engine.
 
 The Seismic index lives inside the Lucene index folder (``INDEX/seismic/``), with a record of the Lucene index it
 was built for: a Lucene index rebuilt from other vectors makes :class:`SeismicEngine` refuse it rather than mix the
-two. Documents and queries are the package's integer weights (the quantised vectors of ``encode`` and the index's
-query scale), as float32: every product and sum of the collections here is an exact integer below 2^24 per term.
+two. Documents and queries are the package's integer weights (the quantised vectors of ``encode``, and queries at
+the index's scale).
 """
 
 from __future__ import annotations
