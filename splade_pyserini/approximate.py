@@ -23,6 +23,8 @@ from typing import Sequence
 from .errors import SpladeError
 from .fileio import OWNER_FILE, atomic_directory, mark, owner, read_record, write_json
 
+#: the engines SpladeSearcher and `search --engine` take: exact Lucene (the default) and this one
+ENGINES = ("lucene", "seismic")
 SEISMIC_DIR = "seismic"
 SEISMIC_RECORD = "seismic.json"
 SEISMIC_FILE = "index"  # Seismic appends ".index.seismic"

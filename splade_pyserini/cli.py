@@ -133,6 +133,17 @@ def _run_args(p, threads: int | None, threads_help: str) -> None:
     p.add_argument("--threads", type=positive_int, default=threads, help=threads_help)
 
 
+def add_seismic_search_args(p) -> None:
+    """Seismic's two search knobs (``search --engine seismic``, ``bench scale --seismic``); defaults: the engine's."""
+    from .approximate import SEARCH_DEFAULTS
+
+    p.add_argument("--query-cut", type=positive_int, default=None,
+                   help=f"Seismic: the query's largest terms used to choose blocks (default {SEARCH_DEFAULTS['query_cut']})")
+    p.add_argument("--heap-factor", type=float, default=None,
+                   help="Seismic: score a block when its summary reaches this fraction of the k-th score (default "
+                        f"{SEARCH_DEFAULTS['heap_factor']})")
+
+
 def _device_args(p):
     p.add_argument("--device", default="auto", help="auto (GPU when present), cpu, cuda, cuda:1 …")
 
@@ -179,7 +190,7 @@ def _cmd_search(args) -> int:
     from .search import search_topics
     from .topics import read_topics
 
-    if args.engine != "seismic" and (args.query_cut is not None or args.heap_factor is not None):
+    if args.engine == "lucene" and (args.query_cut is not None or args.heap_factor is not None):
         raise SpladeError("--query-cut and --heap-factor are the Seismic engine's; add --engine seismic (the exact "
                           "Lucene search has no such knobs).")
     read_topics(args.topics)  # a bad topic file is refused before the model loads
@@ -266,6 +277,7 @@ def _cmd_encoders(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="splade-pyserini", description=__doc__.splitlines()[0])
     from . import __version__
+    from .approximate import BUILD_DEFAULTS, ENGINES
 
     parser.add_argument("--version", action="version", version=f"splade-pyserini {__version__}")
     parser.add_argument("--debug", action="store_true",
@@ -305,8 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seismic", action="store_true",
                    help="also build the approximate Seismic index inside INDEX (search it with --engine seismic; "
                         "needs pyseismic-lsr)")
-    p.add_argument("--seismic-postings", type=positive_int, default=3500,
-                   help="Seismic's n_postings: postings kept per term on average (default 3500)")
+    p.add_argument("--seismic-postings", type=positive_int, default=BUILD_DEFAULTS["n_postings"],
+                   help=f"Seismic's n_postings: postings kept per term on average (default {BUILD_DEFAULTS['n_postings']})")
     p.set_defaults(func=_cmd_index)
 
     p = sub.add_parser("search", help="search topics and write a TREC run")
@@ -314,12 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--encoder", required=True)
     _run_args(p, threads=None, threads_help="search threads (default: one per core)")
     p.add_argument("--batch-size", type=positive_int, default=256, help="queries encoded and searched together")
-    p.add_argument("--engine", choices=("lucene", "seismic"), default="lucene",
+    p.add_argument("--engine", choices=ENGINES, default=ENGINES[0],
                    help="lucene: exact (default); seismic: the approximate index built by `index --seismic`")
-    p.add_argument("--query-cut", type=positive_int, default=None,
-                   help="Seismic: the query's largest terms used to choose blocks (default 20)")
-    p.add_argument("--heap-factor", type=float, default=None,
-                   help="Seismic: score a block when its summary reaches this fraction of the k-th score (default 0.9)")
+    add_seismic_search_args(p)
     _device_args(p)
     p.set_defaults(func=_cmd_search)
 

@@ -13,6 +13,7 @@ from typing import Sequence
 
 from . import provenance
 from .encoder import SpladeEncoder, load_encoder
+from .approximate import ENGINES, open_seismic
 from .errors import SpladeError
 from .index import index_provenance, read_index_meta
 
@@ -21,9 +22,6 @@ def check_compatible(index_dir: str | os.PathLike, encoder: SpladeEncoder) -> fl
     """The quantisation scale to search ``index_dir`` with (the index's own); raises when the index was built with
     another model than ``encoder``'s (the rule: :func:`.provenance.check_compatible`)."""
     return provenance.check_compatible(index_provenance(index_dir), encoder, f"index {index_dir}")
-
-
-ENGINES = ("lucene", "seismic")
 
 
 class SpladeSearcher:
@@ -54,8 +52,6 @@ class SpladeSearcher:
         self.engine = engine
         self._seismic = None
         if engine == "seismic":
-            from .approximate import open_seismic
-
             self._seismic = open_seismic(index_dir, query_cut, heap_factor)
             return
         if fast:

@@ -39,7 +39,8 @@ def _scale(args) -> int:
     result = bench_scale(parse_counts(args.synthetic, "--synthetic"), args.work_dir,
                          ks=parse_counts(args.hits, "--hits"), queries=args.queries,
                          query_terms=args.query_terms, terms=args.terms, indexers=args.indexers.split(","),
-                         threads=args.threads, repeats=args.repeats, seismic=args.seismic)
+                         threads=args.threads, repeats=args.repeats, seismic=args.seismic,
+                         seismic_search={"query_cut": args.query_cut, "heap_factor": args.heap_factor})
     if args.output:
         with open(args.output, "w") as f:
             json.dump(result, f, indent=2)
@@ -59,7 +60,7 @@ def _search(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    from ..cli import deprecated_alias
+    from ..cli import add_seismic_search_args, deprecated_alias
 
     bench = subparsers.add_parser("bench", help="benchmarks against the peers (encode, index, search, train)")
     sub = bench.add_subparsers(dest="bench", required=True, metavar="WHAT")
@@ -119,6 +120,7 @@ def add_commands(subparsers) -> None:
     p.add_argument("--seismic", action="store_true",
                    help="also build the approximate Seismic index of each size and report its ms/query and recall@k "
                         "against the exact hits (needs pyseismic-lsr)")
+    add_seismic_search_args(p)
     p.add_argument("--output", default=None, help="also write the numbers to this JSON file")
     p.set_defaults(func=_scale)
 

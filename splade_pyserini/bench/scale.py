@@ -126,9 +126,11 @@ def _java_queries(queries: list[dict], qids: list[str]):
 
 
 def time_search(ours_index: Path, stock_index_dir: Path, queries: dict[str, dict[str, int]],
-                ks: Sequence[int], repeats: int = 3, seismic_dir: Path | None = None) -> list[dict]:
+                ks: Sequence[int], repeats: int = 3, seismic_dir: Path | None = None,
+                seismic_search: dict | None = None) -> list[dict]:
     """Rows {k, ours_ms, stock_ms, ratio, identical} for one index pair (see the module docstring); with
-    ``seismic_dir``, also {seismic_ms, seismic_recall, exact_vs_seismic}."""
+    ``seismic_dir``, also {seismic_ms, seismic_recall, exact_vs_seismic} (``seismic_search``: Seismic's
+    ``query_cut`` and ``heap_factor``, else the package's defaults)."""
     from .. import javaext
     from ..anserini import autoclass
 
@@ -138,7 +140,7 @@ def time_search(ours_index: Path, stock_index_dir: Path, queries: dict[str, dict
     if seismic_dir is not None:
         from ..approximate import SeismicEngine
 
-        approx = SeismicEngine(seismic_dir)
+        approx = SeismicEngine(seismic_dir, **(seismic_search or {}))
     batch = javaext.BatchSearcher(ours_index)
     simple = autoclass("io.anserini.search.SimpleImpactSearcher")(str(stock_index_dir))
     jqueries, jqids = _java_queries(qs, qids)
@@ -199,10 +201,11 @@ def time_search(ours_index: Path, stock_index_dir: Path, queries: dict[str, dict
 def bench_scale(sizes: Sequence[int], work_dir: str | os.PathLike, ks: Sequence[int] = (10, 1000),
                 queries: int = 100, query_terms: int = 30, terms: int = 150,
                 indexers: Sequence[str] = INDEXERS, threads: int = 2, repeats: int = 3, seed: int = 0,
-                seismic: bool = False) -> dict:
+                seismic: bool = False, seismic_search: dict | None = None) -> dict:
     """Build (or reuse) the indexes of each size under ``work_dir`` and time both searchers on them; prints a table
     and ``ratio_vs_stock=<smallest ratio>``. ``indexers``: which indexes to build (``fast`` is always needed);
-    ``seismic``: also build and time the approximate Seismic index (its recall against the exact hits)."""
+    ``seismic``: also build and time the approximate Seismic index (its recall against the exact hits), searched
+    with ``seismic_search`` (``query_cut``, ``heap_factor``)."""
     from .. import javaext
     from .index_search import _print_table
 
@@ -226,7 +229,7 @@ def bench_scale(sizes: Sequence[int], work_dir: str | os.PathLike, ks: Sequence[
         stock_dir = work / (f"stock-{n}" if "stock" in indexers else f"fast-{n}")
         vec = built["vectors"]
         for r in time_search(work / f"fast-{n}", stock_dir, qs, ks, repeats,
-                             seismic_dir=work / f"seismic-{n}" if seismic else None):
+                             seismic_dir=work / f"seismic-{n}" if seismic else None, seismic_search=seismic_search):
             rows.append({"docs": n, "postings": vec.get("postings", ""),
                          "fast_index_s": built["fast"].get("seconds", ""),
                          "stock_index_s": built.get("stock", {}).get("seconds", "") if "stock" in indexers else "-",
